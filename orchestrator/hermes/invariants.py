@@ -1,0 +1,193 @@
+"""Rules that span several parts of an estate, checked after field validation.
+
+Each check is a pure function returning the problems it finds, so every problem
+in an estate is reported at once. A store pair's members sharing a rack or a
+power feed is an error, not a warning: Cambridge lost power to every live store
+at once, and a pair is only a hot spare if it survives what takes the master.
+"""
+
+from __future__ import annotations
+
+import string
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+
+from hermes.accounts import Accounts
+from hermes.capacity import pair_capacity
+from hermes.errors import Problem
+from hermes.model import Estate, Role, letters_of
+
+Check = Callable[[Estate, Accounts], list[Problem]]
+
+
+def _duplicates(names: Iterable[str]) -> list[str]:
+    return sorted(name for name, count in Counter(names).items() if count > 1)
+
+
+def _unique(path: str, names: Iterable[str], what: str) -> list[Problem]:
+    return [Problem(path, f"{what} {name!r} is defined more than once") for name in _duplicates(names)]
+
+
+def unique_names(estate: Estate, accounts: Accounts) -> list[Problem]:
+    return [
+        *_unique("sites", (s.name for s in estate.sites), "site"),
+        *_unique("networks", (n.name for n in estate.networks), "network"),
+        *_unique("hosts", (h.name for h in estate.hosts), "host name"),
+        *_unique("services.store_pairs", (p.name for p in estate.services.store_pairs), "store pair"),
+        *_unique("domains.managed", (d.name for d in estate.domains.managed), "managed domain"),
+    ]
+
+
+def host_locations(estate: Estate, accounts: Accounts) -> list[Problem]:
+    sites = {site.name: {rack.name for rack in site.racks} for site in estate.sites}
+    networks = {network.name for network in estate.networks}
+    problems = []
+    for index, host in enumerate(estate.hosts):
+        if host.site not in sites:
+            problems.append(Problem(f"hosts[{index}].site", f"site {host.site!r} is not defined in sites"))
+        elif host.rack not in sites[host.site]:
+            problems.append(Problem(f"hosts[{index}].rack", f"rack {host.rack!r} is not a rack of site {host.site!r}"))
+        if host.network not in networks:
+            problems.append(Problem(f"hosts[{index}].network", f"network {host.network!r} is not defined in networks"))
+        if (Role.STORE in host.roles or Role.BACKUP in host.roles) and host.storage is None:
+            problems.append(Problem(f"hosts[{index}].storage", "a store or backup host needs its RAID storage described"))
+    return problems
+
+
+def _service_hosts(estate: Estate) -> list[tuple[str, str, Role]]:
+    """(field path, host name, role the host must have) for every host a service names."""
+    services = estate.services
+    named: list[tuple[str, str, Role]] = []
+    for field, role in (
+        ("mx", Role.MX),
+        ("backup", Role.BACKUP),
+        ("proxy", Role.PROXY),
+        ("webmail", Role.WEBMAIL),
+        ("lists", Role.LISTS),
+        ("dns", Role.DNS),
+    ):
+        group = getattr(services, field)
+        named.extend((f"services.{field}.hosts[{i}]", name, role) for i, name in enumerate(group.hosts))
+    for i, pair in enumerate(services.store_pairs):
+        path = f"services.store_pairs[{i}]"
+        named.append((f"{path}.master", pair.master, Role.STORE))
+        named.append((f"{path}.replica", pair.replica, Role.STORE))
+        named.append((f"{path}.backup", pair.backup, Role.BACKUP))
+    return named
+
+
+def service_hosts(estate: Estate, accounts: Accounts) -> list[Problem]:
+    hosts = {host.name: host for host in estate.hosts}
+    problems = []
+    for path, name, role in _service_hosts(estate):
+        if name not in hosts:
+            problems.append(Problem(path, f"host {name!r} is not defined in hosts"))
+        elif role not in hosts[name].roles:
+            problems.append(Problem(path, f"host {name!r} does not have the {role} role"))
+    backups = set(estate.services.backup.hosts)
+    for i, pair in enumerate(estate.services.store_pairs):
+        if pair.backup in hosts and pair.backup not in backups:
+            problems.append(Problem(f"services.store_pairs[{i}].backup", f"host {pair.backup!r} is not in services.backup.hosts"))
+    served = {(name, role) for _, name, role in _service_hosts(estate)}
+    for index, host in enumerate(estate.hosts):
+        for role in host.roles:
+            if (host.name, role) not in served:
+                problems.append(
+                    Problem(f"hosts[{index}].roles", f"host {host.name!r} has the {role} role but no service uses it")
+                )
+    for path, names in (("services.mx.hosts", estate.services.mx.hosts), ("services.backup.hosts", backups)):
+        problems.extend(Problem(path, f"host {name!r} is listed more than once") for name in _duplicates(names))
+    return problems
+
+
+def store_pairs(estate: Estate, accounts: Accounts) -> list[Problem]:
+    hosts = {host.name: host for host in estate.hosts}
+    racks = {(site.name, rack.name): rack.power_feed for site in estate.sites for rack in site.racks}
+    problems = []
+    members = Counter(name for pair in estate.services.store_pairs for name in pair.members)
+    for i, pair in enumerate(estate.services.store_pairs):
+        path = f"services.store_pairs[{i}]"
+        for field, name in (("master", pair.master), ("replica", pair.replica)):
+            if members[name] > 1:
+                problems.append(Problem(f"{path}.{field}", f"host {name!r} belongs to more than one store pair"))
+        master, replica = hosts.get(pair.master), hosts.get(pair.replica)
+        if master is None or replica is None:
+            continue
+        if (master.site, master.rack) == (replica.site, replica.rack):
+            problems.append(
+                Problem(f"{path}.replica", f"{pair.replica!r} shares rack {master.rack!r} with master {pair.master!r}")
+            )
+        feed = racks.get((master.site, master.rack))
+        if feed is not None and feed == racks.get((replica.site, replica.rack)):
+            problems.append(
+                Problem(f"{path}.replica", f"{pair.replica!r} shares power feed {feed!r} with master {pair.master!r}")
+            )
+    return problems
+
+
+def placement(estate: Estate, accounts: Accounts) -> list[Problem]:
+    pairs = {pair.name for pair in estate.services.store_pairs}
+    problems = []
+    owners: dict[str, list[str]] = {letter: [] for letter in string.ascii_lowercase}
+    for spec, pair in estate.placement.letters.items():
+        path = f"placement.letters.{spec}"
+        if pair not in pairs:
+            problems.append(Problem(path, f"store pair {pair!r} is not defined in services.store_pairs"))
+        for letter in letters_of(spec):
+            owners[letter].append(pair)
+    unplaced = [letter for letter, placed in owners.items() if not placed]
+    if unplaced:
+        problems.append(Problem("placement.letters", f"letters placed on no store pair: {', '.join(unplaced)}"))
+    for letter, placed in owners.items():
+        if len(placed) > 1:
+            problems.append(
+                Problem("placement.letters", f"letter {letter!r} is placed on more than one pair: {', '.join(placed)}")
+            )
+    for user, pair in estate.placement.overrides.items():
+        path = f"placement.overrides.{user}"
+        if user not in accounts:
+            problems.append(Problem(path, f"user {user!r} is not in the accounts file"))
+        if pair not in pairs:
+            problems.append(Problem(path, f"store pair {pair!r} is not defined in services.store_pairs"))
+    return problems
+
+
+def quotas(estate: Estate, accounts: Accounts) -> list[Problem]:
+    maximum = estate.policies.quota.maximum
+    return [
+        Problem("accounts", f"user {user!r} has quota {quota} bytes, above policies.quota.maximum ({maximum.human_readable()})")
+        for user, quota in accounts.items()
+        if quota is not None and quota > maximum
+    ]
+
+
+def aliases(estate: Estate, accounts: Accounts) -> list[Problem]:
+    problems = []
+    for i, domain in enumerate(estate.domains.managed):
+        if domain.name in (estate.domains.mail, estate.services.lists.domain):
+            problems.append(Problem(f"domains.managed[{i}].name", f"{domain.name!r} is the accounts' or the lists' domain"))
+        for local, targets in domain.aliases.items():
+            for target in targets:
+                if "@" not in target and target not in accounts:
+                    problems.append(
+                        Problem(f"domains.managed[{i}].aliases.{local}", f"target {target!r} is not in the accounts file")
+                    )
+    return problems
+
+
+CHECKS: tuple[Check, ...] = (unique_names, host_locations, service_hosts, store_pairs, placement, quotas, aliases)
+
+
+def check_capacity(estate: Estate, accounts: Accounts, users: Mapping[str, str]) -> list[Problem]:
+    """Run last: it needs a complete placement."""
+    index = {pair.name: i for i, pair in enumerate(estate.services.store_pairs)}
+    return [
+        Problem(
+            f"services.store_pairs[{index[c.pair]}]",
+            f"quotas of its {c.users} users total {c.committed_bytes / 1e9:.1f} GB, more than the "
+            f"{c.limit_bytes / 1e9:.1f} GB usable on each member after "
+            f"{c.headroom_percent}% headroom (policies.capacity_headroom_percent)",
+        )
+        for c in pair_capacity(estate, accounts, users)
+        if not c.fits
+    ]

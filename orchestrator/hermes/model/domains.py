@@ -1,0 +1,43 @@
+"""Mail domains: the accounts' domain and the managed mail domains with their aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator
+
+from hermes.model.base import DomainName, StrictModel
+
+LocalPart = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+# A target is a username on the estate (fanf2), or a full address (cs-unix-support@lists...).
+Target = Annotated[
+    str,
+    StringConstraints(pattern=r"^([a-z][a-z0-9-]{0,31}|[A-Za-z0-9][A-Za-z0-9._+-]{0,63}@[a-z0-9.-]+)$"),
+]
+
+
+class ManagedDomain(StrictModel):
+    """A department's domain run by the hub, e.g. ucs: Tony.Finch@ucs -> fanf2@hermes."""
+
+    name: DomainName
+    aliases: dict[LocalPart, list[Target]] = Field(
+        default_factory=dict, description="local part -> usernames or full addresses it delivers to"
+    )
+
+    @field_validator("aliases")
+    @classmethod
+    def _targets_present(cls, aliases: dict[str, list[str]]) -> dict[str, list[str]]:
+        lowered = [local.lower() for local in aliases]
+        duplicates = sorted({n for n in lowered if lowered.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"aliases differ only in case: {', '.join(duplicates)}")
+        empty = sorted(local for local, targets in aliases.items() if not targets)
+        if empty:
+            raise ValueError(f"aliases without targets: {', '.join(empty)}")
+        return aliases
+
+
+class Domains(StrictModel):
+    hosts: DomainName = Field(description="domain of the hosts' names, e.g. csi.cam.ac.uk")
+    mail: DomainName = Field(description="domain of the accounts' addresses, e.g. hermes.cam.ac.uk")
+    managed: list[ManagedDomain] = Field(default_factory=list)

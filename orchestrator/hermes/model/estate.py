@@ -1,0 +1,35 @@
+"""The root of the estate file."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from hermes.model.base import Name, StrictModel
+from hermes.model.domains import Domains
+from hermes.model.hosts import Host
+from hermes.model.placement import Placement
+from hermes.model.policies import Policies
+from hermes.model.services import Services
+from hermes.model.site import Network, Site
+
+
+class Estate(StrictModel):
+    """One mail estate: everything hermesctl renders and deploys."""
+
+    name: Name = Field(description="the estate's name; the rendered inventory goes to inventory/rendered/<name>/")
+    description: str = Field(default="", max_length=500)
+    domains: Domains
+    sites: list[Site] = Field(min_length=1)
+    networks: list[Network] = Field(min_length=1)
+    hosts: list[Host] = Field(min_length=1)
+    services: Services
+    placement: Placement
+    accounts: str = Field(
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="the accounts file, relative to the estate file: one username per line, "
+        "optionally followed by a quota override; never passwords",
+    )
+    policies: Policies = Field(default_factory=Policies)
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)

@@ -1,0 +1,75 @@
+"""The estate's services and the hosts that provide them."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from hermes.model.base import DomainName, Name, StrictModel
+from hermes.model.site import Subnet
+
+
+class HostGroup(StrictModel):
+    """A service run on one or more interchangeable hosts."""
+
+    hosts: list[Name] = Field(min_length=1)
+
+
+class MailHub(HostGroup):
+    """ppswitch: the MX and relay pool behind round-robin DNS."""
+
+    relay_networks: list[Subnet] = Field(
+        default_factory=list,
+        description="networks whose hosts may relay without authentication (departmental servers)",
+    )
+
+
+class Partition(StrictModel):
+    name: Name
+    path: str = Field(
+        pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
+        description="directory below the host's data volume mount",
+    )
+
+
+class StorePair(StrictModel):
+    """A Cyrus master and its hot-spare replica, plus the backup server both feed."""
+
+    name: Name
+    master: Name = Field(description="the host that is master by design")
+    replica: Name = Field(description="the hot spare continuously updated from the master")
+    live: Name = Field(description="the member serving users now: the master, or the replica after a switchover")
+    backup: Name = Field(description="the backup server the live member also replicates to")
+    partitions: list[Partition] = Field(default_factory=lambda: [Partition(name="default", path="spool")], min_length=1)
+
+    @model_validator(mode="after")
+    def _members(self) -> StorePair:
+        if self.master == self.replica:
+            raise ValueError(f"master and replica are the same host {self.master!r}")
+        if self.live not in (self.master, self.replica):
+            raise ValueError(f"live host {self.live!r} is neither the master nor the replica")
+        names = [p.name for p in self.partitions]
+        if len(set(names)) != len(names):
+            raise ValueError("partition names repeat")
+        return self
+
+    @property
+    def members(self) -> tuple[str, str]:
+        return (self.master, self.replica)
+
+    @property
+    def spare(self) -> str:
+        return self.replica if self.live == self.master else self.master
+
+
+class Lists(HostGroup):
+    domain: DomainName = Field(description="the lists' mail domain, e.g. lists.cam.ac.uk")
+
+
+class Services(StrictModel):
+    mx: MailHub
+    store_pairs: list[StorePair] = Field(min_length=1)
+    backup: HostGroup
+    proxy: HostGroup
+    webmail: HostGroup
+    lists: Lists
+    dns: HostGroup

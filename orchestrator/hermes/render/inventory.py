@@ -1,0 +1,178 @@
+"""The Ansible inventory of an estate, as the roles consume it and auditors read it.
+
+Layout (all paths relative to inventory/rendered/<estate>/):
+  hosts.yml                     groups by service, and one group per store pair
+  group_vars/all/estate.yml     estate-wide facts: domains, hosts, pairs, policies
+  group_vars/all/placement.yml  the user -> store pair map used by the MTA and the proxy
+  group_vars/all/secrets.yml    names of the vault variables that hold secrets
+  group_vars/mx.yml             what the hub needs besides: managed domains, relay networks
+  group_vars/dns.yml            the zone data
+  host_vars/<host>.yml          one host's address, place, hardware and current role
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hermes.loader import LoadedEstate
+from hermes.model import Estate, Role, StorePair
+from hermes.render.dns import render_zones
+from hermes.render.yamlfile import dump, dump_token_mapping, header
+
+# Service role -> inventory group. Store pairs also get a group each (pair_<name>).
+GROUPS = {
+    Role.MX: "mx",
+    Role.STORE: "stores",
+    Role.BACKUP: "backup",
+    Role.PROXY: "proxy",
+    Role.WEBMAIL: "webmail",
+    Role.LISTS: "lists",
+    Role.DNS: "dns",
+}
+
+# Secrets the roles will need; only the vault variables' names are rendered.
+SECRETS = ("cyrus_admin_password", "cyrus_replication_password", "mailman_admin_password", "webmail_des_key")
+
+
+def pair_group(pair: StorePair) -> str:
+    return "pair_" + pair.name.replace("-", "_")
+
+
+def _hosts_file(estate: Estate) -> dict[str, Any]:
+    children: dict[str, Any] = {}
+    for role, group in GROUPS.items():
+        members = sorted(h.name for h in estate.hosts if role in h.roles)
+        if members:
+            children[group] = {"hosts": dict.fromkeys(members, None)}
+    for pair in estate.services.store_pairs:
+        children[pair_group(pair)] = {"hosts": dict.fromkeys(sorted(pair.members), None)}
+    return {"all": {"children": children}}
+
+
+def _pair_vars(loaded: LoadedEstate, pair: StorePair) -> dict[str, Any]:
+    return {
+        "master": pair.master,
+        "replica": pair.replica,
+        "live": pair.live,
+        "spare": pair.spare,
+        "live_address": str(loaded.addresses[pair.live]),
+        "backup": pair.backup,
+        "group": pair_group(pair),
+        "partitions": {p.name: p.path for p in pair.partitions},
+    }
+
+
+def _estate_vars(loaded: LoadedEstate) -> dict[str, Any]:
+    estate = loaded.estate
+    domains = estate.domains
+    policies = estate.policies
+    return {
+        "hermes_estate": estate.name,
+        "hermes_domains": {"hosts": domains.hosts, "mail": domains.mail, "lists": estate.services.lists.domain},
+        "hermes_networks": {
+            n.name: {"subnet": str(n.subnet), "gateway": str(n.router), "prefix": n.subnet.prefixlen} for n in estate.networks
+        },
+        "hermes_hosts": {
+            h.name: {
+                "address": str(loaded.addresses[h.name]),
+                "fqdn": f"{h.name}.{domains.hosts}",
+                "roles": [str(r) for r in h.roles],
+            }
+            for h in estate.hosts
+        },
+        "hermes_services": {
+            "mx": sorted(estate.services.mx.hosts),
+            "backup": sorted(estate.services.backup.hosts),
+            "proxy": sorted(estate.services.proxy.hosts),
+            "webmail": sorted(estate.services.webmail.hosts),
+            "lists": sorted(estate.services.lists.hosts),
+            "dns": sorted(estate.services.dns.hosts),
+        },
+        "hermes_store_pairs": {pair.name: _pair_vars(loaded, pair) for pair in estate.services.store_pairs},
+        "hermes_policies": {
+            "quota_default_bytes": int(policies.quota.default),
+            "quota_maximum_bytes": int(policies.quota.maximum),
+            "quota_warning_percent": policies.quota.warning_percent,
+            "message_size_limit_bytes": int(policies.message_size_limit),
+            "delayed_expunge_days": policies.delayed_expunge_days,
+            "delayed_delete_days": policies.delayed_delete_days,
+            "ports": {name: port.model_dump(mode="json") for name, port in policies.ports},
+            "dnsbls": list(policies.spam.dnsbls),
+            "spamassassin_threshold": policies.spam.spamassassin_threshold,
+            "spam_reject_threshold": policies.spam.reject_threshold,
+            "outgoing_rate_limit": policies.outgoing_rate_limit.model_dump(),
+            "queue_interval": policies.queue_interval,
+        },
+    }
+
+
+def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
+    estate = loaded.estate
+    feeds = {(s.name, r.name): r.power_feed for s in estate.sites for r in s.racks}
+    pairs = {name: pair for pair in estate.services.store_pairs for name in pair.members}
+    result = {}
+    for host in estate.hosts:
+        data: dict[str, Any] = {
+            "ansible_host": str(loaded.addresses[host.name]),
+            "hermes_address": str(loaded.addresses[host.name]),
+            "hermes_fqdn": f"{host.name}.{estate.domains.hosts}",
+            "hermes_network": host.network,
+            "hermes_location": {"site": host.site, "rack": host.rack, "power_feed": feeds[(host.site, host.rack)]},
+            "hermes_roles": [str(r) for r in host.roles],
+        }
+        if host.storage is not None:
+            data["hermes_storage"] = {
+                "mount": host.storage.mount,
+                "raid": str(host.storage.raid),
+                "disks": host.storage.disks,
+                "hot_spares": host.storage.hot_spares,
+                "raw_bytes": host.storage.raw_bytes,
+                "usable_bytes": host.storage.usable_bytes,
+            }
+        if (pair := pairs.get(host.name)) is not None:
+            data["hermes_store_pair"] = pair.name
+            data["hermes_store_role"] = "live" if pair.live == host.name else "spare"
+            data["hermes_store_peer"] = pair.replica if host.name == pair.master else pair.master
+        result[host.name] = data
+    return result
+
+
+def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
+    """Every file of the rendered inventory: relative path -> text."""
+    estate = loaded.estate
+
+    def yaml_file(purpose: str, data: Any) -> str:
+        return header(estate_file, purpose) + "---\n" + dump(data)
+
+    files = {
+        "hosts.yml": yaml_file(
+            f"Inventory of estate {estate.name}: hosts grouped by service and by store pair.", _hosts_file(estate)
+        ),
+        "group_vars/all/estate.yml": yaml_file("Estate-wide facts every role may use.", _estate_vars(loaded)),
+        "group_vars/all/placement.yml": (
+            header(estate_file, "Where each user's mail lives: user -> store pair, and quota overrides in bytes.")
+            + "---\n"
+            + dump({"hermes_quota_overrides": {u: q for u, q in loaded.accounts.items() if q is not None}})
+            + dump_token_mapping("hermes_placement", loaded.placement)
+        ),
+        "group_vars/all/secrets.yml": yaml_file(
+            "Secrets are never rendered: each variable names its value in the ansible-vault file.",
+            {f"hermes_{name}": f"{{{{ vault_hermes_{name} }}}}" for name in SECRETS},
+        ),
+        "group_vars/mx.yml": yaml_file(
+            "The mail hub's routing data: managed mail domains with their aliases, and relay networks.",
+            {
+                "hermes_managed_domains": {
+                    d.name: {local.lower(): list(targets) for local, targets in d.aliases.items()} for d in estate.domains.managed
+                },
+                "hermes_relay_networks": [str(n) for n in estate.services.mx.relay_networks],
+            },
+        ),
+        "group_vars/dns.yml": yaml_file(
+            "Zone data (records only; the DNS role adds SOA and serial at deploy).",
+            {"hermes_dns_zones": render_zones(estate, loaded.addresses)},
+        ),
+    }
+    for name, data in _host_vars(loaded).items():
+        files[f"host_vars/{name}.yml"] = yaml_file(f"Host {name}.", data)
+    return dict(sorted(files.items()))

@@ -1,0 +1,280 @@
+"""Deterministic synthetic estates: Hermes as of 2007, and larger ones for benchmarks.
+
+``hermes_2007(scale=1)`` gives the estate the seeds describe (30 servers, 37,600
+accounts with Cambridge-style usernames, 198 managed domains, RAID10 stores, a
+backup server); ``scale=10`` and ``scale=100`` multiply accounts, domains and
+hosts. The same scale always gives the same files.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+# Rough share of first-name initials, which decide a CRSID's first letter.
+_INITIALS = dict(
+    zip(
+        string.ascii_lowercase,
+        (
+            6,
+            5,
+            7,
+            6,
+            4,
+            2,
+            3,
+            4,
+            1,
+            10,
+            3,
+            4,
+            9,
+            2,
+            1,
+            4,
+            0.2,
+            6,
+            8,
+            4,
+            0.2,
+            1,
+            2,
+            0.1,
+            0.3,
+            0.3,
+        ),
+        strict=True,
+    )
+)
+# Real names from the seeds, so aliases such as Tony.Finch -> fanf2 resolve.
+_SEED_USERS = ("fanf2", "dpc22", "ph10", "confide", "cs-unix-support")
+_DEPARTMENTS = (
+    "ucs",
+    "eng",
+    "cup",
+    "admin",
+    "mole",
+    "chem",
+    "phy",
+    "maths",
+    "damtp",
+    "dpmms",
+    "statslab",
+    "cl",
+    "botany",
+    "zoo",
+    "geog",
+    "hist",
+    "law",
+    "econ",
+    "classics",
+    "music",
+    "arch",
+    "pharm",
+    "biochem",
+    "path",
+    "gen",
+    "psychol",
+    "crim",
+    "educ",
+    "divinity",
+    "phil",
+    "ling",
+    "mml",
+    "ames",
+    "hps",
+    "sps",
+    "pdn",
+    "vet",
+    "med",
+    "clinmed",
+    "esc",
+    "ast",
+    "ioa",
+    "bas",
+    "spri",
+    "fitzmuseum",
+    "kettles",
+    "ul",
+    "careers",
+    "jbs",
+    "judge",
+    "land",
+    "poli",
+    "sed",
+    "cisl",
+)
+_COLLEGES = (
+    "christs",
+    "churchill",
+    "clare",
+    "clarehall",
+    "corpus",
+    "darwin",
+    "downing",
+    "emma",
+    "fitz",
+    "girton",
+    "caius",
+    "homerton",
+    "hughes",
+    "jesus",
+    "kings",
+    "lucy",
+    "magd",
+    "newhall",
+    "newn",
+    "pem",
+    "pet",
+    "quns",
+    "robinson",
+    "joh",
+    "sel",
+    "sid",
+    "catz",
+    "edmund",
+    "trin",
+    "trinhall",
+    "wolfson",
+)
+MAIL_DOMAIN = "hermes.cam.ac.uk"
+
+
+def usernames(count: int, seed: int = 2007) -> list[str]:
+    """``count`` distinct CRSID-like usernames (initials and a number), sorted."""
+    rng = random.Random(seed)
+    letters, weights = list(_INITIALS), list(_INITIALS.values())
+    names: set[str] = set(_SEED_USERS[:count])
+    while len(names) < count:
+        initials = rng.choices(letters, weights)[0] + "".join(rng.choices(string.ascii_lowercase, k=rng.choice((1, 2, 2, 3))))
+        names.add(f"{initials}{rng.randint(1, 999)}")
+    return sorted(names)
+
+
+def _balanced_letter_ranges(names: list[str], pairs: list[str]) -> dict[str, str]:
+    """Contiguous letter ranges, one per pair (while letters last), with similar user counts."""
+    counts = dict.fromkeys(string.ascii_lowercase, 0)
+    for name in names:
+        counts[name[0]] += 1
+    ranges: dict[str, str] = {}
+    letters = list(string.ascii_lowercase)
+    groups = min(len(pairs), len(letters))
+    remaining = len(names)
+    for index in range(groups):
+        target = remaining / (groups - index)
+        taken = [letters.pop(0)]
+        # Keep one letter for each pair still to come.
+        while letters and len(letters) > groups - index - 1 and sum(counts[x] for x in taken) + counts[letters[0]] / 2 <= target:
+            taken.append(letters.pop(0))
+        remaining -= sum(counts[x] for x in taken)
+        ranges[taken[0] if len(taken) == 1 else f"{taken[0]}-{taken[-1]}"] = pairs[index]
+    return ranges
+
+
+def _domains(count: int, rng: random.Random, users: list[str]) -> list[dict[str, Any]]:
+    names = [*_DEPARTMENTS, *_COLLEGES]
+    domains: list[dict[str, Any]] = [
+        {
+            "name": "ucs.cam.ac.uk",
+            "aliases": {
+                "Tony.Finch": ["fanf2"],
+                "confidential": ["confide"],
+                "unix-support": ["cs-unix-support@lists.cam.ac.uk"],
+                "mail-support": ["dpc22", "fanf2"],
+            },
+        }
+    ]
+    serial = 0
+    while len(domains) < count:
+        base = names[serial % len(names)]
+        label = base if serial < len(names) else f"{base}{serial // len(names)}"
+        serial += 1
+        if label == "ucs":
+            continue
+        aliases = {role: sorted(rng.sample(users, rng.randint(1, 2))) for role in ("postmaster", "webmaster", "enquiries")}
+        domains.append({"name": f"{label}.cam.ac.uk", "aliases": aliases})
+    return domains
+
+
+def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
+    """The estate (as data for the estate file) and the accounts file text."""
+    rng = random.Random(scale)
+    users = usernames(37_600 * scale)
+    pair_count, mx_count, webmail_count = 8 * scale, 6 * scale, 3 * scale
+    pairs = [f"cyrus-{i + 1}" for i in range(pair_count)]
+    racks_per_site = 4 * scale
+    sites = [
+        {"name": site, "racks": [{"name": f"r{r + 1}", "power_feed": f"{site}-{'ab'[r % 2]}"} for r in range(racks_per_site)]}
+        for site in ("new-museums", "west-cambridge")
+    ]
+
+    def host(name: str, site: int, rack: int, network: str, roles: list[str], **extra: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "site": sites[site]["name"],
+            "rack": f"r{rack % racks_per_site + 1}",
+            "network": network,
+            "roles": roles,
+            **extra,
+        }
+
+    store = {"disks": 16, "disk_size": "300GB" if scale == 1 else f"{300 * scale}GB", "raid": "raid10"}
+    hosts = [host(f"ppsw-{i + 1}", i % 2, i, "ppsw", ["mx", "proxy"]) for i in range(mx_count)]
+    for i, pair in enumerate(pairs):
+        hosts.append(host(f"{pair}a", 0, i, "store", ["store"], storage=store))
+        hosts.append(host(f"{pair}b", 1, i + 1, "store", ["store"], storage=store))
+    backups = [f"backup-{i + 1}" for i in range(scale)]
+    hosts += [
+        host(name, 1, i, "store", ["backup"], storage={"disks": 24, "disk_size": "400GB", "raid": "raid6", "hot_spares": 2})
+        for i, name in enumerate(backups)
+    ]
+    hosts += [host(f"webmail-{i + 1}", i % 2, i, "access", ["webmail"]) for i in range(webmail_count)]
+    hosts += [host(f"lists-{i + 1}", i % 2, i, "access", ["lists"]) for i in range(2 * scale)]
+    hosts += [host(f"dns-{i + 1}", i % 2, i, "access", ["dns"]) for i in range(2 * scale)]
+
+    def pool(prefix: str) -> list[str]:
+        return [h["name"] for h in hosts if h["name"].startswith(prefix)]
+
+    moved = sorted(rng.sample(users, len(users) // 1000 + 40 * (scale > 1) * scale))
+    overrides = {user: pairs[rng.randrange(pair_count)] for user in moved}
+    # Beyond 26 pairs letters run out; larger synthetic estates fill the rest by moving users.
+    if pair_count > 26:
+        extra = rng.sample(users, len(users) // 100)
+        overrides.update({user: pairs[26 + rng.randrange(pair_count - 26)] for user in sorted(extra)})
+    estate = {
+        "name": "hermes-2007" if scale == 1 else f"hermes-2007-x{scale}",
+        "description": "Hermes as the 2007 talks describe it: 37,600 accounts, 30 servers, RAID10 store pairs."
+        if scale == 1
+        else f"Synthetic estate: Hermes 2007 at {scale}x, for benchmarks.",
+        "domains": {"hosts": "csi.cam.ac.uk", "mail": MAIL_DOMAIN, "managed": _domains(198 * scale, rng, users)},
+        "sites": sites,
+        "networks": [
+            {"name": "ppsw", "subnet": "172.16.8.0/24" if scale < 10 else "172.16.0.0/16"},
+            {"name": "store", "subnet": "172.17.16.0/24" if scale < 10 else "172.17.0.0/16"},
+            {"name": "access", "subnet": "172.18.24.0/24" if scale < 10 else "172.18.0.0/16"},
+        ],
+        "hosts": hosts,
+        "services": {
+            "mx": {"hosts": pool("ppsw-"), "relay_networks": ["172.16.0.0/12"]},
+            "store_pairs": [
+                {"name": p, "master": f"{p}a", "replica": f"{p}b", "live": f"{p}a", "backup": backups[i % len(backups)]}
+                for i, p in enumerate(pairs)
+            ],
+            "backup": {"hosts": backups},
+            "proxy": {"hosts": pool("ppsw-")},
+            "webmail": {"hosts": pool("webmail-")},
+            "lists": {"hosts": pool("lists-"), "domain": "lists.cam.ac.uk"},
+            "dns": {"hosts": pool("dns-")},
+        },
+        "placement": {"letters": _balanced_letter_ranges(users, pairs), "overrides": overrides},
+        "accounts": f"{'hermes-2007' if scale == 1 else f'hermes-2007-x{scale}'}.accounts",
+        "policies": {
+            "quota": {"default": "250MB", "maximum": "1GB", "warning_percent": 90},
+            "message_size_limit": "25MB",
+            "spam": {"dnsbls": ["sbl-xbl.spamhaus.org", "rbl-plus.mail-abuse.org"], "spamassassin_threshold": 5.0},
+        },
+    }
+    upgraded = set(rng.sample(users, len(users) // 100))
+    accounts = "".join(f"{u} 1GB\n" if u in upgraded else f"{u}\n" for u in users)
+    return estate, "# Accounts of Hermes 2007 (synthetic usernames): username [quota override]\n" + accounts
