@@ -18,7 +18,7 @@ from rich.console import Console
 
 from hermes.errors import EstateError, HermesError, StaleRenderError
 from hermes.loader import LoadedEstate, load_estate
-from hermes.paths import DEFAULT_ESTATE, estate_label, rendered_dir
+from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
 from hermes.rendered import changed_files, diff, write_tree
 
@@ -133,12 +133,120 @@ def show(
                 out.print(table(loaded))
 
 
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of the estate file."""
-    from hermes.model import Estate
+class SchemaFormat(StrEnum):
+    json = "json"
+    markdown = "markdown"
 
-    out.print(json.dumps(Estate.model_json_schema(), indent=2, sort_keys=True), markup=False)
+
+@app.command()
+def schema(
+    format_: Annotated[
+        SchemaFormat, typer.Option("--format", help="JSON Schema, or the Markdown reference in docs/.")
+    ] = SchemaFormat.json,
+) -> None:
+    """Print the JSON Schema of the estate file (or its Markdown reference)."""
+    from hermes.model import Estate
+    from hermes.reference import estate_reference
+
+    if format_ is SchemaFormat.markdown:
+        out.print(estate_reference(), markup=False, end="")
+    else:
+        out.print(json.dumps(Estate.model_json_schema(), indent=2, sort_keys=True), markup=False)
+
+
+lab_app = typer.Typer(help="The local lab: the estate's hosts as systemd containers.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+def _progress(message: str) -> None:
+    err.print(f"[dim]{message}[/dim]", highlight=False)
+
+
+@lab_app.command("image")
+def lab_image(rebuild: Annotated[bool, typer.Option(help="Rebuild even if the image exists.")] = False) -> None:
+    """Build the lab's base image (Debian 12, systemd) unless its recipe's image exists."""
+    from hermes.lab.image import ensure_base_image
+
+    with reporting():
+        out.print(ensure_base_image(rebuild=rebuild, progress=_progress), markup=False)
+
+
+@lab_app.command("up")
+def lab_up(estate: EstateOption = DEFAULT_ESTATE) -> None:
+    """Create (or start) one container per host of the estate, on the estate's own network."""
+    from hermes.lab.containers import lab_plan, up
+    from hermes.lab.image import ensure_base_image
+    from hermes.lab.pki import ensure_ca
+
+    with reporting():
+        plan = lab_plan(load_estate(estate))
+        ensure_ca(LAB_STATE / "pki", plan.estate)
+        with err.status(f"bringing up the {plan.estate} lab"):
+            changes = up(plan, ensure_base_image(progress=_progress), _progress)
+        for change in changes:
+            out.print(change, markup=False)
+        out.print(f"lab {plan.estate}: {len(plan.hosts)} hosts up, {len(changes)} changes", markup=False)
+
+
+@lab_app.command("down")
+def lab_down(estate: EstateOption = DEFAULT_ESTATE) -> None:
+    """Remove every container and the network the lab made for the estate."""
+    from hermes.lab.containers import down, lab_plan
+
+    with reporting():
+        plan = lab_plan(load_estate(estate))
+        removed = down(plan)
+        for line in removed:
+            out.print(line, markup=False)
+        out.print(f"lab {plan.estate}: {len(removed)} removed", markup=False)
+
+
+@lab_app.command("status")
+def lab_status(estate: EstateOption = DEFAULT_ESTATE) -> None:
+    """Show each lab host's address, container state and systemd state."""
+    from rich.table import Table
+
+    from hermes.lab.containers import lab_plan, status
+
+    with reporting():
+        plan = lab_plan(load_estate(estate))
+        table = Table("host", "address", "container", "systemd", title=f"Lab {plan.estate} on {plan.network} ({plan.subnet})")
+        for row in status(plan):
+            table.add_row(row.name, row.address, row.container, row.systemd)
+        out.print(table)
+
+
+@app.command()
+def deploy(
+    estate: EstateOption = DEFAULT_ESTATE,
+    output: OutputOption = None,
+    lab: Annotated[bool, typer.Option("--lab", help="Deploy to the local lab's containers.")] = False,
+    playbook: Annotated[str, typer.Option(help="Playbook under playbooks/.")] = "site.yml",
+    limit: Annotated[str | None, typer.Option(help="Only these hosts or groups (Ansible pattern).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Report what would change; change nothing.")] = False,
+) -> None:
+    """Render the estate, then run a playbook (default site.yml) against its inventory."""
+    from hermes.lab.image import podman_env
+    from hermes.runner import PlaybookRun, run_playbook
+
+    with reporting():
+        loaded, target, files = _render(estate, output)
+        if changed_files(target, files):
+            raise StaleRenderError(f"{target} is stale: run hermesctl render --estate {estate} and review the diff first")
+        run = PlaybookRun(
+            playbook=PROJECT_ROOT / "playbooks" / playbook,
+            inventories=[target],
+            extra_vars_files=[PROJECT_ROOT / "inventory" / "lab-connection.yml"] if lab else [],
+            limit=limit,
+            check=check,
+            envvars={"CONTAINERS_CONF": podman_env()["CONTAINERS_CONF"]} if lab else None,
+        )
+        with err.status(f"deploying {loaded.estate.name} with {playbook}") as spinner:
+            result = run_playbook(run, lambda host, task: spinner.update(f"{host}: {task}"))
+        out.print(
+            f"{playbook} on {loaded.estate.name}: {result.status}, {result.changed} changed; record in {result.artifacts}",
+            markup=False,
+        )
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ESTATE = PROJECT_ROOT / "inventory" / "estates" / "lab.yml"
 RENDERED_ROOT = PROJECT_ROOT / "inventory" / "rendered"
+# Lab state that must never be committed: the lab CA, ansible-runner records.
+LAB_STATE = PROJECT_ROOT / ".lab"
 
 
 def estate_label(path: Path) -> str:

@@ -40,4 +40,4 @@ class ManagedDomain(StrictModel):
 class Domains(StrictModel):
     hosts: DomainName = Field(description="domain of the hosts' names, e.g. csi.cam.ac.uk")
     mail: DomainName = Field(description="domain of the accounts' addresses, e.g. hermes.cam.ac.uk")
-    managed: list[ManagedDomain] = Field(default_factory=list)
+    managed: list[ManagedDomain] = Field(default_factory=list, description="departments' domains routed by the hub")

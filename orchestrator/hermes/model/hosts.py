@@ -11,9 +11,9 @@ from hermes.model.site import IPAddress, Role
 
 class Host(StrictModel):
     name: Name
-    site: Name
-    rack: Name
-    network: Name
+    site: Name = Field(description="the site the host stands in")
+    rack: Name = Field(description="the rack, at that site")
+    network: Name = Field(description="the network its address comes from")
     address: IPAddress | None = Field(
         default=None,
         description="pinned address; when absent one is allocated stably from the network",

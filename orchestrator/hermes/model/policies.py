@@ -28,9 +28,9 @@ class TlsMode(StrEnum):
 
 
 class Port(StrictModel):
-    enabled: bool = True
-    port: int = Field(ge=1, le=65535)
-    tls: TlsMode
+    enabled: bool = Field(default=True, description="whether the service listens at all")
+    port: int = Field(ge=1, le=65535, description="TCP port")
+    tls: TlsMode = Field(description="none, STARTTLS on the plain port, or TLS from connect")
     auth: bool = Field(default=False, description="clients must authenticate (submission)")
 
 
@@ -84,13 +84,15 @@ class RateLimit(StrictModel):
 
 
 class Policies(StrictModel):
-    quota: Quota = Field(default_factory=Quota)
+    quota: Quota = Field(default_factory=Quota, description="mailbox quotas and warnings")
     message_size_limit: Size = Field(default=ByteSize(25_000_000), description="largest message accepted")
     delayed_expunge_days: int = Field(default=7, ge=1, le=365, description="days expunged mail stays recoverable")
     delayed_delete_days: int = Field(default=7, ge=1, le=365, description="days deleted folders stay recoverable")
-    ports: Ports = Field(default_factory=Ports)
-    spam: Spam = Field(default_factory=Spam)
-    outgoing_rate_limit: RateLimit = Field(default_factory=lambda: RateLimit(messages=500, period="1h"))
+    ports: Ports = Field(default_factory=Ports, description="the service/port table")
+    spam: Spam = Field(default_factory=Spam, description="DNSBLs and SpamAssassin thresholds")
+    outgoing_rate_limit: RateLimit = Field(
+        default_factory=lambda: RateLimit(messages=500, period="1h"), description="per authenticated sender"
+    )
     queue_interval: str = Field(
         default="5m", pattern=r"^[1-9][0-9]*[smh]$", description="how often the MTA retries deferred mail"
     )

@@ -11,7 +11,7 @@ from hermes.model.site import Subnet
 class HostGroup(StrictModel):
     """A service run on one or more interchangeable hosts."""
 
-    hosts: list[Name] = Field(min_length=1)
+    hosts: list[Name] = Field(min_length=1, description="names of the hosts providing the service")
 
 
 class MailHub(HostGroup):
@@ -66,10 +66,10 @@ class Lists(HostGroup):
 
 
 class Services(StrictModel):
-    mx: MailHub
-    store_pairs: list[StorePair] = Field(min_length=1)
-    backup: HostGroup
-    proxy: HostGroup
-    webmail: HostGroup
-    lists: Lists
-    dns: HostGroup
+    mx: MailHub = Field(description="ppswitch: MX, relay and submission hosts")
+    store_pairs: list[StorePair] = Field(min_length=1, description="Cyrus master/replica pairs")
+    backup: HostGroup = Field(description="backup servers the live stores replicate to")
+    proxy: HostGroup = Field(description="IMAP/POP proxies that hide which store holds a user")
+    webmail: HostGroup = Field(description="webmail hosts")
+    lists: Lists = Field(description="Mailman hosts and the lists' domain")
+    dns: HostGroup = Field(description="authoritative DNS servers for the estate's zones")

@@ -57,7 +57,7 @@ class Rack(StrictModel):
 
 class Site(StrictModel):
     name: Name
-    racks: list[Rack] = Field(min_length=1)
+    racks: list[Rack] = Field(min_length=1, description="racks at the site, each on one power feed")
 
     @model_validator(mode="after")
     def _unique_racks(self) -> Site:

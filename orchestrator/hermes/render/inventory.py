@@ -80,6 +80,11 @@ def _estate_vars(loaded: LoadedEstate) -> dict[str, Any]:
             }
             for h in estate.hosts
         },
+        # The same hosts as /etc/hosts-style entries (address, FQDN, short name), sorted by name.
+        "hermes_host_entries": [
+            {"address": str(loaded.addresses[h.name]), "names": [f"{h.name}.{domains.hosts}", h.name]}
+            for h in sorted(estate.hosts, key=lambda h: h.name)
+        ],
         "hermes_services": {
             "mx": sorted(estate.services.mx.hosts),
             "backup": sorted(estate.services.backup.hosts),

@@ -11,7 +11,7 @@ import yaml
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 # Tokens that YAML reads back as the same plain string (usernames, pair names).
 _PLAIN_TOKEN = re.compile(r"^[a-z][a-z0-9-]*$")
-_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+_YAML_WORDS = frozenset({"yes", "no", "on", "off", "true", "false", "null"})  # what PyYAML resolves
 
 
 def header(estate_file: str, purpose: str) -> str:

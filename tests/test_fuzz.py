@@ -1,0 +1,79 @@
+"""No input, however malformed, makes the loader raise anything but EstateError."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hermes.errors import EstateError
+from hermes.loader import load_estate, parse_estate
+from tests.conftest import LAB, set_path
+
+LAB_DATA = yaml.safe_load(LAB.read_text())
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(["a-z", "10.251.0.0/24", "10.251.0.7", "raid10", "25MB", "store-1a", "cyrus-1", "mx"]),
+)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12
+)
+
+
+def _paths(data: Any, prefix: str = "") -> list[str]:
+    paths = [prefix] if prefix else []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            paths += _paths(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            paths += _paths(value, f"{prefix}[{index}]")
+    return paths
+
+
+LAB_PATHS = _paths(LAB_DATA)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_arbitrary_text(text: str) -> None:
+    try:
+        parse_estate(text, "fuzz.yml")
+    except EstateError as error:
+        assert error.problems
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(LAB_PATHS), values), min_size=1, max_size=3))
+def test_mutated_lab_estate(tmp_path: Path, edits: list[tuple[str, Any]]) -> None:
+    data = copy.deepcopy(LAB_DATA)
+    for path, value in edits:
+        try:
+            set_path(data, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed this path
+    estate = tmp_path / "estate.yml"
+    estate.write_text(yaml.safe_dump(data))
+    (tmp_path / "lab.accounts").write_text(LAB.with_name("lab.accounts").read_text())
+    try:
+        load_estate(estate)
+    except EstateError as error:
+        assert error.problems
+        assert all(p.message for p in error.problems)
+
+
+def test_yaml_alias_cycles_and_duplicates() -> None:
+    for text in ("&a [*a]", "a: 1\na: 2\n", "? [1]\n: x\n", "name: lab\n" * 2, "\x00", "!!python/object:os.system {}"):
+        try:
+            parse_estate(text, "x.yml")
+        except EstateError as error:
+            assert error.problems
