@@ -227,16 +227,19 @@ def deploy(
 ) -> None:
     """Render the estate, then run a playbook (default site.yml) against its inventory."""
     from hermes.lab.image import podman_env
+    from hermes.lab.vault import ensure_lab_vault
     from hermes.runner import PlaybookRun, run_playbook
 
     with reporting():
         loaded, target, files = _render(estate, output)
         if changed_files(target, files):
             raise StaleRenderError(f"{target} is stale: run hermesctl render --estate {estate} and review the diff first")
+        vault_file, vault_password = ensure_lab_vault(LAB_STATE / loaded.estate.name, loaded.accounts) if lab else (None, None)
         run = PlaybookRun(
             playbook=PROJECT_ROOT / "playbooks" / playbook,
             inventories=[target],
-            extra_vars_files=[PROJECT_ROOT / "inventory" / "lab-connection.yml"] if lab else [],
+            extra_vars_files=[PROJECT_ROOT / "inventory" / "lab-connection.yml", vault_file] if vault_file else [],
+            vault_password_file=vault_password,
             limit=limit,
             check=check,
             envvars={"CONTAINERS_CONF": podman_env()["CONTAINERS_CONF"]} if lab else None,

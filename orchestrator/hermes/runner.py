@@ -22,6 +22,7 @@ class PlaybookRun:
     playbook: Path
     inventories: Sequence[Path]
     extra_vars_files: Sequence[Path] = ()
+    vault_password_file: Path | None = None
     limit: str | None = None
     check: bool = False
     envvars: Mapping[str, str] | None = None
@@ -47,7 +48,12 @@ def run_playbook(run: PlaybookRun, on_task: Callable[[str, str], None]) -> RunRe
 
     private = LAB_STATE / "runs" / run.playbook.stem
     private.mkdir(parents=True, exist_ok=True)
-    cmdline = ["--diff", *(["--check"] if run.check else []), *(f"--extra-vars=@{path}" for path in run.extra_vars_files)]
+    cmdline = [
+        "--diff",
+        *(["--check"] if run.check else []),
+        *(f"--extra-vars=@{path}" for path in run.extra_vars_files),
+        *([f"--vault-password-file={run.vault_password_file}"] if run.vault_password_file else []),
+    ]
     result = ansible_runner.run(
         private_data_dir=str(private),
         project_dir=str(PROJECT_ROOT),

@@ -31,7 +31,13 @@ GROUPS = {
 }
 
 # Secrets the roles will need; only the vault variables' names are rendered.
-SECRETS = ("cyrus_admin_password", "cyrus_replication_password", "mailman_admin_password", "webmail_des_key")
+SECRETS = (
+    "cyrus_admin_password",
+    "cyrus_replication_password",
+    "mailman_admin_password",
+    "webmail_des_key",
+    "user_passwords",  # username -> password, for the lab's test accounts; a directory holds them in production
+)
 
 
 def pair_group(pair: StorePair) -> str:
