@@ -12,6 +12,7 @@ from typing import Any
 
 import netaddr
 
+from hermes.loader import LoadedEstate
 from hermes.model import Estate
 
 Record = dict[str, Any]
@@ -23,6 +24,27 @@ def _record(name: str, rtype: str, value: str, ttl: int) -> Record:
 
 def _address_type(address: netaddr.IPAddress) -> str:
     return "A" if address.version == 4 else "AAAA"
+
+
+def service_names(loaded: LoadedEstate, host: str) -> list[str]:
+    """Every DNS name that can lead a client to ``host`` (its FQDN first), for its TLS certificate."""
+    estate = loaded.estate
+    services = estate.services
+    zone = estate.domains.hosts
+    names = [f"{host}.{zone}", host]
+    for name, hosts in (
+        ("smtp", services.mx.hosts),
+        ("imap", services.proxy.hosts),
+        ("pop", services.proxy.hosts),
+        ("webmail", services.webmail.hosts),
+    ):
+        if host in hosts:
+            names.append(f"{name}.{zone}")
+    if host in services.lists.hosts:
+        names.append(services.lists.domain)
+    pairs = {pair.name for pair in services.store_pairs if host in pair.members}
+    names += [f"mail{letter}.{zone}" for letter, pair in sorted(estate.placement.pair_by_letter().items()) if pair in pairs]
+    return names
 
 
 def render_zones(estate: Estate, addresses: Mapping[str, netaddr.IPAddress]) -> dict[str, list[Record]]:
