@@ -1,0 +1,1 @@
+"""Local lab: podman containers standing in for the estate's hosts."""
