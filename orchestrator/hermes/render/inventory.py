@@ -68,11 +68,13 @@ def _pair_vars(loaded: LoadedEstate, pair: StorePair) -> dict[str, Any]:
     }
 
 
-def _estate_vars(loaded: LoadedEstate) -> dict[str, Any]:
+def _estate_vars(loaded: LoadedEstate, estate_file: str) -> dict[str, Any]:
     estate = loaded.estate
     domains = estate.domains
     policies = estate.policies
     return {
+        # The header of every file the roles template onto hosts.
+        "ansible_managed": f"Managed by hermes (Ansible) from {estate_file}; local edits will be overwritten",
         "hermes_estate": estate.name,
         "hermes_domains": {"hosts": domains.hosts, "mail": domains.mail, "lists": estate.services.lists.domain},
         "hermes_networks": {
@@ -159,7 +161,7 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
         "hosts.yml": yaml_file(
             f"Inventory of estate {estate.name}: hosts grouped by service and by store pair.", _hosts_file(estate)
         ),
-        "group_vars/all/estate.yml": yaml_file("Estate-wide facts every role may use.", _estate_vars(loaded)),
+        "group_vars/all/estate.yml": yaml_file("Estate-wide facts every role may use.", _estate_vars(loaded, estate_file)),
         "group_vars/all/placement.yml": (
             header(estate_file, "Where each user's mail lives: user -> store pair, and quota overrides in bytes.")
             + "---\n"
