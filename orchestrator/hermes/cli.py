@@ -20,7 +20,6 @@ from hermes.errors import EstateError, HermesError, StaleRenderError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
-from hermes.render.dns import service_names
 from hermes.rendered import changed_files, diff, write_tree
 
 app = typer.Typer(
@@ -177,15 +176,12 @@ def lab_up(estate: EstateOption = DEFAULT_ESTATE) -> None:
     """Create (or start) one container per host of the estate, on the estate's own network."""
     from hermes.lab.containers import lab_plan, up
     from hermes.lab.image import ensure_base_image
-    from hermes.lab.pki import ensure_ca, ensure_host_certificate
+    from hermes.lab.pki import ensure_lab_pki
 
     with reporting():
         loaded = load_estate(estate)
         plan = lab_plan(loaded)
-        pki = LAB_STATE / "pki"
-        ensure_ca(pki, plan.estate)
-        for host in plan.hosts:
-            ensure_host_certificate(pki, host.name, service_names(loaded, host.name), [host.address])
+        ensure_lab_pki(LAB_STATE / "pki", loaded)
         with err.status(f"bringing up the {plan.estate} lab"):
             changes = up(plan, ensure_base_image(progress=_progress), _progress)
         for change in changes:

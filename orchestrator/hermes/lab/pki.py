@@ -18,6 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hermes.loader import LoadedEstate
+from hermes.render.dns import service_names
+
 _VALIDITY = datetime.timedelta(days=3650)
 
 
@@ -85,3 +88,10 @@ def ensure_host_certificate(directory: Path, host: str, names: Iterable[str], ad
     _write_key(key, private)
     certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return certificate
+
+
+def ensure_lab_pki(directory: Path, loaded: LoadedEstate) -> None:
+    """The lab CA, and a certificate for every host of the estate."""
+    ensure_ca(directory, loaded.estate.name)
+    for host in loaded.estate.hosts:
+        ensure_host_certificate(directory, host.name, service_names(loaded, host.name), [str(loaded.addresses[host.name])])
