@@ -62,9 +62,9 @@ def test_containers_have_the_estates_addresses(rendered: Path) -> None:
 
 
 def test_deploy_applies_common_and_is_idempotent(rendered: Path) -> None:
-    first = hermesctl("deploy", "--lab", "--output", str(rendered))
+    first = hermesctl("deploy", "--lab", "--playbook", "common.yml", "--output", str(rendered))
     assert "successful" in first
-    second = hermesctl("deploy", "--lab", "--output", str(rendered))
+    second = hermesctl("deploy", "--lab", "--playbook", "common.yml", "--output", str(rendered))
     assert "successful, 0 changed" in second
     hosts = podman("exec", "lt-hub", "getent", "hosts", "lt-store-b.labtest.test")
     assert (
