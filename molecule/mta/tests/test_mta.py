@@ -1,0 +1,497 @@
+"""Behaviour of the mail hub (the mta role), observed over real SMTP.
+
+Most clients are smtplib on the controller, which reaches the hub from the network's gateway
+address: an Internet host, neither a relay host nor listed in the DNSBL. Clients that must
+come from another address (a relay host, a listed host) run inside the peers. Mail is proven
+delivered by finding it in the peers' sinks (/var/lib/mail-sink/<sink>/<recipient>/).
+
+Expected values come from the scenario's inventory (molecule.yml), read through Ansible, so
+the tests and the scenario cannot drift apart. One test per behaviour; every refusal is
+checked next to an acceptance in the same test, so no test passes against a dead server.
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.utils
+import functools
+import json
+import os
+import shlex
+import smtplib
+import ssl
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+import testinfra.utils.ansible_runner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+PKI = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+HUB = "mta-hub"
+testinfra_hosts = [f"podman://{HUB}"]
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+SPAMMY = "hermes-test-spammy-marker"
+
+
+# Scenario facts -------------------------------------------------------------------------
+
+
+@functools.cache
+def _vars() -> dict[str, Any]:
+    return dict(RUNNER.get_variables(HUB))
+
+
+def _address(name: str) -> str:
+    return str(_vars()["hermes_hosts"][name]["address"])
+
+
+def _hub() -> str:
+    return _address(HUB)
+
+
+def _domain() -> str:
+    return str(_vars()["hermes_domains"]["mail"])
+
+
+def _outside() -> str:
+    return str(_vars()["scenario_outside_domain"])
+
+
+def _password(user: str) -> str:
+    return str(_vars()["hermes_user_passwords"][user])
+
+
+def _policy(name: str) -> Any:
+    return _vars()["hermes_policies"][name]
+
+
+def _port(name: str) -> int:
+    return int(_policy("ports")[name]["port"])
+
+
+def _store_of(user: str) -> str:
+    """The peer holding the live member of the user's store pair."""
+    pair = _vars()["hermes_placement"][user]
+    return str(_vars()["hermes_store_pairs"][pair]["live"])
+
+
+def _peer(name: str) -> Any:
+    return testinfra.get_host(f"podman://{name}")
+
+
+# SMTP helpers ---------------------------------------------------------------------------
+
+
+def _tls(minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> ssl.SSLContext:
+    """Verifies the hub's certificate against the scenario's CA (and its name: the address)."""
+    context = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
+    context.minimum_version = minimum
+    return context
+
+
+def _connect(port: int | None = None, *, starttls: bool = False) -> smtplib.SMTP:
+    port = port or _port("smtp")
+    client = smtplib.SMTP(_hub(), port, local_hostname=f"client.{_outside()}", timeout=60)
+    client.ehlo()
+    if starttls:
+        client.starttls(context=_tls())
+        client.ehlo()
+    return client
+
+
+def _connect_tls_on_connect() -> smtplib.SMTP_SSL:
+    client = smtplib.SMTP_SSL(_hub(), _port("smtps"), local_hostname=f"client.{_outside()}", timeout=60, context=_tls())
+    client.ehlo()
+    return client
+
+
+def _message(token: str, sender: str, recipients: list[str], body: str = "", attachment: bytes | None = None) -> bytes:
+    """A well-formed message (Date, Message-ID: nothing for SpamAssassin to hold against it)."""
+    message = email.message.EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = f"hermes mta test {token}"
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Message-ID"] = f"<{token}@client.{_outside()}>"
+    message.set_content(body or f"Test message {token}.\nNothing to see here.\n")
+    if attachment is not None:
+        message.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="file.bin")
+    return message.as_bytes()
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
+def _rcpt(client: smtplib.SMTP, address: str) -> tuple[int, str]:
+    """RCPT TO exactly as given (smtplib's rcpt() would rewrite quoted and routed addresses)."""
+    code, text = client.docmd(f"RCPT TO:<{address}>")
+    return code, text.decode()
+
+
+def _send(client: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> None:
+    refused = client.sendmail(sender, recipients, data)
+    assert not refused, refused
+
+
+def _from_peer(peer: str, recipient: str, data: bytes | None = None) -> dict[str, Any]:
+    """One SMTP transaction to the hub's port 25 from inside a peer (its own address)."""
+    script = f"""
+import json, smtplib
+result = {{}}
+client = smtplib.SMTP({_hub()!r}, 25, local_hostname={peer + "." + _outside()!r}, timeout=60)
+client.ehlo()
+result["mail"] = client.mail({"postmaster@" + _outside()!r})[0]
+code, text = client.rcpt({recipient!r})
+result["rcpt"] = [code, text.decode()]
+data = {data!r}
+if code == 250 and data is not None:
+    result["data"] = client.data(data)[0]
+client.quit()
+print(json.dumps(result))
+"""
+    out = _peer(peer).check_output(f"python3 -c {shlex.quote(script)}")
+    return dict(json.loads(out))
+
+
+# Sinks and the queue --------------------------------------------------------------------
+
+
+def _arrived(peer: str, sink: str, recipient: str, token: str, timeout: float = 30) -> str:
+    """The stored message containing token, waiting for it; fails after timeout."""
+    host = _peer(peer)
+    folder = f"/var/lib/mail-sink/{sink}/{recipient.lower()}"
+    deadline = time.monotonic() + timeout
+    while True:
+        found = host.run(f"grep -rl --include='*.eml' -F {shlex.quote(token)} {folder}")
+        if found.rc == 0 and found.stdout.strip():
+            return str(host.file(found.stdout.split()[0]).content_string)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{token} never reached {sink} for {recipient} on {peer}\n{_mainlog()}")
+        time.sleep(0.5)
+
+
+def _not_arrived(peer: str, sink: str, recipient: str, token: str) -> bool:
+    return bool(_peer(peer).run(f"grep -rlF {shlex.quote(token)} /var/lib/mail-sink/{sink}/{recipient.lower()}").rc != 0)
+
+
+def _mainlog(lines: int = 40) -> str:
+    return str(_peer(HUB).run(f"tail -n {lines} /var/log/exim4/mainlog").stdout)
+
+
+def _exim_pid(host: Any) -> str:
+    return str(host.check_output("systemctl show --property=MainPID --value exim4.service"))
+
+
+# Tests ----------------------------------------------------------------------------------
+
+
+def test_daemon_is_the_units_and_uses_the_rendered_configuration(host: Any) -> None:
+    pid = _exim_pid(host)
+    assert pid != "0", host.run("journalctl --no-pager -n 30 -u exim4").stdout
+    # The only Exim daemon (children of init) is the one systemd tracks.
+    daemons = host.check_output("pgrep --parent 1 --exact --full '/usr/sbin/exim4 -bd.*'").split()
+    assert daemons == [pid]
+    assert "Configuration file is /etc/exim4/exim4.conf" in host.check_output("exim4 -bV")
+    # The configuration in use is the rendered one: the model's limit, over SMTP.
+    client = _connect()
+    assert client.esmtp_features["size"] == str(_policy("message_size_limit_bytes"))
+    client.quit()
+    # A reload re-executes the same daemon (Exim's SIGHUP), which keeps every port.
+    host.check_output("systemctl reload exim4.service")
+    assert _exim_pid(host) == pid
+    for name in ("smtp", "smtps", "submission"):
+        assert host.socket(f"tcp://0.0.0.0:{_port(name)}").is_listening, name
+
+
+def test_local_users_delivered_to_their_store_pair_by_lmtp(host: Any) -> None:
+    token = _token()
+    users = ["alice", "bob"]
+    stores = {user: _store_of(user) for user in users}
+    assert len(set(stores.values())) == 2, "the scenario needs users on two pairs"
+    recipients = [f"{user}@{_domain()}" for user in users]
+    client = _connect()
+    _send(client, f"sender@{_outside()}", recipients, _message(token, f"sender@{_outside()}", recipients))
+    client.quit()
+    for user, recipient in zip(users, recipients, strict=True):
+        text = _arrived(stores[user], "lmtp-2003", recipient, token)
+        # Received by the hub (not, say, sent to the sink directly).
+        assert f"by {_vars()['hermes_hosts'][HUB]['fqdn']} with esmtp" in text, text[:1500]
+        other = next(store for store in set(stores.values()) if store != stores[user])
+        assert _not_arrived(other, "lmtp-2003", recipient, token), f"{recipient} also reached {other}"
+    # Exim's own routing probe names the router and the pair's live address.
+    probe = host.check_output(f"exim4 -bt bob@{_domain()}")
+    assert "router = store" in probe and f"host {_address(stores['bob'])}" in probe, probe
+
+
+def test_mailbox_map_change_needs_no_restart(host: Any) -> None:
+    """Moving a user is a new lookup file, swapped by rename; the daemon is not touched."""
+    pid = _exim_pid(host)
+    user = "carol"
+    before, after = _store_of(user), next(s for s in ("mta-peer-a", "mta-peer-b") if s != _store_of(user))
+    mailboxes = "/etc/exim4/hermes/mailboxes"
+    moved = f"{user}: {_address(after)}"
+    host.check_output(
+        f"cp -p {mailboxes} {mailboxes}.orig && sed 's/^{user}: .*/{moved}/' {mailboxes}.orig > {mailboxes}.new"
+        f" && chown --reference={mailboxes} {mailboxes}.new && chmod --reference={mailboxes} {mailboxes}.new"
+        f" && mv {mailboxes}.new {mailboxes}"
+    )
+    try:
+        token = _token()
+        recipient = f"{user}@{_domain()}"
+        client = _connect()
+        _send(client, f"sender@{_outside()}", [recipient], _message(token, f"sender@{_outside()}", [recipient]))
+        client.quit()
+        _arrived(after, "lmtp-2003", recipient, token)
+        assert _not_arrived(before, "lmtp-2003", recipient, token)
+        assert _exim_pid(host) == pid
+    finally:
+        host.check_output(f"mv {mailboxes}.orig {mailboxes}")
+    assert f"host {_address(before)}" in host.check_output(f"exim4 -bt {user}@{_domain()}")
+
+
+def test_managed_domain_aliases_and_lists(host: Any) -> None:
+    token = _token()
+    sender = f"sender@{_outside()}"
+    # Mixed case in the local part; one alias to two users on two pairs; one to a list.
+    recipients = ["Tony.Finch@ucs.test", "mail-support@ucs.test", "unix-support@ucs.test", "announce@lists.hermes.test"]
+    client = _connect()
+    _send(client, sender, recipients, _message(token, sender, recipients))
+    client.quit()
+    _arrived(_store_of("alice"), "lmtp-2003", f"alice@{_domain()}", token)
+    _arrived(_store_of("bob"), "lmtp-2003", f"bob@{_domain()}", token)
+    lists_host = _vars()["hermes_services"]["lists"][0]
+    _arrived(lists_host, "lmtp-8024", "cs-unix-support@lists.hermes.test", token)
+    _arrived(lists_host, "lmtp-8024", "announce@lists.hermes.test", token)
+
+
+def test_unknown_recipients_refused_at_rcpt(host: Any) -> None:
+    client = _connect()
+    assert client.mail(f"sender@{_outside()}")[0] == 250
+    assert _rcpt(client, f"alice@{_domain()}")[0] == 250  # control
+    for address in (f"nobody@{_domain()}", "nobody@ucs.test"):
+        code, text = _rcpt(client, address)
+        assert code == 550, (address, code, text)
+    client.quit()
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "someone@outside.test",  # plain relay
+        "someone%outside.test@hermes.test",  # percent hack
+        "outside.test!someone@hermes.test",  # bang path
+        '"someone@outside.test"@hermes.test',  # quoted local part
+        "@hermes.test:someone@outside.test",  # source route
+        "someone%outside.test@ucs.test",  # percent hack through a managed domain
+    ],
+)
+def test_relay_refused_to_outside_clients(host: Any, recipient: str) -> None:
+    client = _connect()
+    assert client.mail(f"sender@{_outside()}")[0] == 250
+    assert _rcpt(client, f"alice@{_domain()}")[0] == 250  # control: a local user, same session
+    code, text = _rcpt(client, recipient)
+    assert code == 550, (recipient, code, text)
+    client.quit()
+
+
+def test_relay_allowed_for_authenticated_users_and_relay_hosts(host: Any) -> None:
+    token = _token()
+    recipient = f"someone@{_outside()}"
+    client = _connect(_port("submission"), starttls=True)
+    client.login("alice", _password("alice"))
+    _send(client, f"alice@{_domain()}", [recipient], _message(token, f"alice@{_domain()}", [recipient]))
+    client.quit()
+    # Delivered "to the Internet": the MX of outside.test, found in DNS.
+    _arrived("mta-peer-b", "smtp-25", recipient, token)
+    # mta-peer-a is in the relay networks: no AUTH needed.
+    token = _token()
+    result = _from_peer("mta-peer-a", recipient, _message(token, f"postmaster@{_outside()}", [recipient]))
+    assert result["rcpt"][0] == 250 and result["data"] == 250, result
+    _arrived("mta-peer-b", "smtp-25", recipient, token)
+
+
+def test_message_size_limit(host: Any) -> None:
+    limit = int(_policy("message_size_limit_bytes"))
+    sender, recipient = f"sender@{_outside()}", f"alice@{_domain()}"
+    body = ("x" * 999 + "\n") * ((limit + 1_000_000) // 1000)  # 26 MB for the model's 25 MB
+    big = _message(_token(), sender, [recipient], body=body)
+    assert len(big) > 26_000_000
+    client = _connect()
+    # An honest client declares SIZE= and is refused at MAIL.
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        client.sendmail(sender, [recipient], big)
+    assert refused.value.smtp_code == 552, refused.value
+    # One that does not is refused after DATA.
+    client.rset()
+    assert client.mail(sender)[0] == 250 and client.rcpt(recipient)[0] == 250
+    code, text = client.data(big)
+    assert code == 552, text
+    # Control: a message of 1 MB passes.
+    token = _token()
+    _send(client, sender, [recipient], _message(token, sender, [recipient], body=("y" * 999 + "\n") * 1000))
+    client.quit()
+    _arrived(_store_of("alice"), "lmtp-2003", recipient, token)
+
+
+@pytest.mark.parametrize("name", ["smtp", "submission"])
+def test_auth_offered_only_after_starttls(host: Any, name: str) -> None:
+    client = _connect(_port(name))
+    assert "starttls" in client.esmtp_features
+    assert "auth" not in client.esmtp_features, client.esmtp_features
+    with pytest.raises(smtplib.SMTPNotSupportedError):
+        client.login("alice", _password("alice"))
+    client.starttls(context=_tls())
+    client.ehlo()
+    assert set(client.esmtp_features["auth"].split()) == {"PLAIN", "LOGIN"}
+    assert client.login("alice", _password("alice"))[0] == 235
+    client.quit()
+    # A wrong password is refused.
+    client = _connect(_port(name), starttls=True)
+    with pytest.raises(smtplib.SMTPAuthenticationError) as wrong:
+        client.login("alice", "not-the-password")
+    assert wrong.value.smtp_code == 535
+    client.quit()
+
+
+def test_submission_requires_auth(host: Any) -> None:
+    local = f"bob@{_domain()}"
+    for connect in (lambda: _connect(_port("submission"), starttls=True), _connect_tls_on_connect):
+        client = connect()
+        assert client.mail(f"alice@{_domain()}")[0] == 250
+        code, text = _rcpt(client, local)
+        assert code == 550 and "Authentication required" in text, (code, text)
+        client.quit()
+        # Control: the same, authenticated.
+        client = connect()
+        client.login("alice", _password("alice"))
+        assert client.mail(f"alice@{_domain()}")[0] == 250
+        assert _rcpt(client, local)[0] == 250
+        client.quit()
+
+
+def test_tls_versions(host: Any) -> None:
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        context = _tls(version)
+        context.maximum_version = version
+        client = smtplib.SMTP(_hub(), _port("smtp"), timeout=60)
+        client.starttls(context=context)
+        assert isinstance(client.sock, ssl.SSLSocket)
+        assert client.sock.version() == {"TLSv1_2": "TLSv1.2", "TLSv1_3": "TLSv1.3"}[version.name]
+        client.quit()
+    # TLS 1.1: the client offers it (OpenSSL's security level lowered), the hub refuses.
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(cafile=str(PKI / "ca.pem"))
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+    client = smtplib.SMTP(_hub(), _port("smtp"), timeout=60)
+    with pytest.raises(ssl.SSLError) as refused:
+        client.starttls(context=old)
+    assert "PROTOCOL_VERSION" in str(refused.value).upper() or "UNSUPPORTED_PROTOCOL" in str(refused.value).upper()
+    assert "NO_PROTOCOLS_AVAILABLE" not in str(refused.value).upper(), "the client never offered TLS 1.1"
+
+
+def test_malware_rejected(host: Any) -> None:
+    sender, recipient = f"sender@{_outside()}", f"alice@{_domain()}"
+    client = _connect()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail(sender, [recipient], _message(_token(), sender, [recipient], attachment=EICAR))
+    assert refused.value.smtp_code == 550 and b"malware" in refused.value.smtp_error, refused.value
+    # Control: the same message without the virus, same connection.
+    token = _token()
+    _send(client, sender, [recipient], _message(token, sender, [recipient], attachment=b"harmless bytes\n"))
+    client.quit()
+    _arrived(_store_of("alice"), "lmtp-2003", recipient, token)
+
+
+def test_spam_tagged_and_rejected_per_threshold(host: Any) -> None:
+    assert _policy("spam_reject_threshold") is not None, "the scenario must set a reject threshold"
+    sender, recipient = f"sender@{_outside()}", f"alice@{_domain()}"
+    client = _connect()
+    # GTUBE scores 1000: above the reject threshold.
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail(sender, [recipient], _message(_token(), sender, [recipient], body=GTUBE + "\n"))
+    assert refused.value.smtp_code == 550 and b"spam" in refused.value.smtp_error, refused.value
+    # The scenario's local rule scores 8: tagged, delivered.
+    spammy, clean = _token(), _token()
+    _send(client, sender, [recipient], _message(spammy, sender, [recipient], body=f"Offer {SPAMMY}\n"))
+    _send(client, sender, [recipient], _message(clean, sender, [recipient]))
+    client.quit()
+    store = _store_of("alice")
+    tagged = _arrived(store, "lmtp-2003", recipient, spammy)
+    assert "X-Spam-Flag: YES" in tagged and "X-Spam-Status: Yes" in tagged, tagged[:2000]
+    untagged = _arrived(store, "lmtp-2003", recipient, clean)
+    assert "X-Spam-Status: No" in untagged and "X-Spam-Flag" not in untagged, untagged[:2000]
+
+
+def test_dnsbl_listed_client_refused(host: Any) -> None:
+    listed = _vars()["scenario_dnsbl_listed"]
+    assert _address("mta-peer-b") in listed
+    recipient = f"alice@{_domain()}"
+    result = _from_peer("mta-peer-b", recipient)
+    code, text = result["rcpt"]
+    assert code == 550 and "dnsbl.lab.test" in text, result
+    # Control: an unlisted outside client, same recipient.
+    client = _connect()
+    assert client.mail(f"sender@{_outside()}")[0] == 250
+    assert _rcpt(client, recipient)[0] == 250
+    client.quit()
+
+
+def test_outgoing_rate_limit_per_authenticated_user(host: Any) -> None:
+    limit = int(_policy("outgoing_rate_limit")["messages"])
+    # Start from a clean slate: the rates live in Exim's hints database.
+    host.check_output("rm -f /var/spool/exim4/db/ratelimit /var/spool/exim4/db/ratelimit.lockfile")
+
+    def attempt(user: str) -> tuple[int, bytes]:
+        client = _connect(_port("submission"), starttls=True)
+        client.login(user, _password(user))
+        code, text = client.mail(f"{user}@{_domain()}")
+        client.quit()
+        return code, text
+
+    results = [attempt("erin") for _ in range(limit + 3)]
+    accepted = [code for code, _text in results if code == 250]
+    deferred = [(code, text) for code, text in results if code != 250]
+    assert limit - 1 <= len(accepted) <= limit + 1, results
+    assert deferred, results
+    # Deferred (4xx), not refused: a well-behaved client tries again later.
+    assert all(code == 451 and b"rate limit" in text for code, text in deferred), deferred
+    # Control: another user is not affected.
+    assert attempt("alice")[0] == 250
+
+
+def test_store_down_mail_queued_then_delivered(host: Any) -> None:
+    """Nothing is lost while a store is down: queued, retried, delivered when it returns."""
+    user = "carol"
+    store, recipient = _store_of(user), f"{user}@{_domain()}"
+    peer = _peer(store)
+    peer.check_output("systemctl stop mail-sink@lmtp-2003.service")
+    try:
+        token = _token()
+        client = _connect()
+        _send(client, f"sender@{_outside()}", [recipient], _message(token, f"sender@{_outside()}", [recipient]))
+        client.quit()
+        # Deferred and queued (never bounced).
+        deadline = time.monotonic() + 30
+        while recipient not in host.run("exim4 -bp").stdout:
+            assert time.monotonic() < deadline, _mainlog()
+            time.sleep(0.5)
+        assert int(host.check_output("exim4 -bpc")) >= 1
+        assert "defer" in host.check_output(f"grep -F {shlex.quote(recipient)} /var/log/exim4/mainlog | tail -n 3")
+        assert _not_arrived(store, "lmtp-2003", recipient, token)
+    finally:
+        peer.check_output("systemctl start mail-sink@lmtp-2003.service")
+    # No forced queue run: the queue runner retries within a queue interval or two.
+    _arrived(store, "lmtp-2003", recipient, token, timeout=60)
+    deadline = time.monotonic() + 30
+    while recipient in host.run("exim4 -bp").stdout:
+        assert time.monotonic() < deadline, host.run("exim4 -bp").stdout
+        time.sleep(0.5)
