@@ -21,6 +21,7 @@ from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
 from hermes.rendered import changed_files, diff, write_tree
+from hermes.store.cli import store_app
 
 app = typer.Typer(
     help="Render, check and run a Hermes mail estate.",
@@ -156,6 +157,7 @@ def schema(
 
 lab_app = typer.Typer(help="The local lab: the estate's hosts as systemd containers.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
+app.add_typer(store_app, name="store")
 
 
 def _progress(message: str) -> None:

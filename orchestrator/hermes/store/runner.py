@@ -1,0 +1,65 @@
+"""How the store check reaches a host: a command run there as the cyrus user.
+
+:class:`PodmanRunner` is the lab (`podman exec` into the container named after the host),
+:class:`SshRunner` a real estate (ssh to the host's address, then ``runuser``). Both
+return the command's standard output or raise :class:`StoreError`; tests substitute
+their own :class:`CommandRunner`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from hermes.store.errors import StoreError
+
+CYRUS_USER = "cyrus"
+
+
+class CommandRunner(Protocol):
+    def run(self, host: str, argv: Sequence[str]) -> str:
+        """Run ``argv`` on ``host`` as the cyrus user; its standard output."""
+        ...
+
+
+def _run(command: list[str], host: str, *, env: Mapping[str, str] | None, timeout: float) -> str:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise StoreError(f"{command[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise StoreError(f"{host}: no answer within {timeout:.0f} s") from None
+    if result.returncode != 0:
+        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise StoreError(f"{host}: {command[0]} exited {result.returncode}: {detail[0]}")
+    return result.stdout
+
+
+class PodmanRunner:
+    """The lab: each host is the podman container of the same name."""
+
+    def __init__(self, *, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+
+    def run(self, host: str, argv: Sequence[str]) -> str:
+        from hermes.lab.image import podman_env
+
+        return _run(["podman", "exec", "--user", CYRUS_USER, host, *argv], host, env=podman_env(), timeout=self.timeout)
+
+
+class SshRunner:
+    """A real estate: ssh (key-based, BatchMode) to the host's address as ``user``."""
+
+    def __init__(self, addresses: Mapping[str, str], *, user: str = "root", timeout: float = 120.0) -> None:
+        self.addresses = dict(addresses)
+        self.user = user
+        self.timeout = timeout
+
+    def command(self, host: str, argv: Sequence[str]) -> list[str]:
+        remote = shlex.join(["runuser", "-u", CYRUS_USER, "--", *argv])
+        return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"{self.user}@{self.addresses[host]}", remote]
+
+    def run(self, host: str, argv: Sequence[str]) -> str:
+        return _run(self.command(host, argv), host, env=None, timeout=self.timeout)
