@@ -7,16 +7,14 @@ as one line per problem and an exit code, never as a traceback.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from hermes.errors import EstateError, HermesError, StaleRenderError
+from hermes.console import EstateOption, err, out, reporting
+from hermes.errors import StaleRenderError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
@@ -29,35 +27,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-EstateOption = Annotated[
-    Path,
-    typer.Option("--estate", "-e", help="The estate file.", envvar="HERMES_ESTATE", dir_okay=False),
-]
 OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Rendered inventory directory [default: inventory/rendered/<estate>].", file_okay=False),
 ]
-
-
-@contextmanager
-def reporting() -> Iterator[None]:
-    """Turn a HermesError into its message on stderr and its exit code."""
-    try:
-        yield
-    except EstateError as error:
-        count = len(error.problems)
-        err.print(
-            f"{error.source} is not a valid estate ({count} problem{'s' if count != 1 else ''}):", style="bold red", markup=False
-        )
-        for problem in error.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(error.exit_code) from None
-    except HermesError as error:
-        err.print(str(error), style="red", markup=False)
-        raise typer.Exit(error.exit_code) from None
 
 
 def _render(estate: Path, output: Path | None) -> tuple[LoadedEstate, Path, dict[str, str]]:
@@ -106,9 +80,7 @@ def diff_command(estate: EstateOption = DEFAULT_ESTATE, output: OutputOption = N
     with reporting():
         _, target, files = _render(estate, output)
         changes = diff(target, files)
-        out.print(
-            changes or f"no changes: {len(changed_files(target, files))} files differ", markup=False, end="" if changes else "\n"
-        )
+        out.print(changes or f"no changes in {target}", markup=False, end="" if changes else "\n")
 
 
 class View(StrEnum):

@@ -56,10 +56,6 @@ class LoadedEstate:
     addresses: Mapping[str, netaddr.IPAddress]
     placement: Mapping[str, str] = field(repr=False)  # user -> store pair
 
-    @property
-    def accounts_source(self) -> Path:
-        return self.source.parent / self.estate.accounts
-
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = ""

@@ -32,7 +32,6 @@ class PlaybookRun:
 class RunResult:
     status: str
     changed: int
-    failed_hosts: tuple[str, ...]
     artifacts: Path
 
 
@@ -73,7 +72,7 @@ def run_playbook(run: PlaybookRun, on_task: Callable[[str, str], None]) -> RunRe
     )
     stats = result.stats or {}
     failed = tuple(sorted(set(stats.get("failures", {})) | set(stats.get("dark", {}))))
-    outcome = RunResult(result.status, sum(stats.get("changed", {}).values()), failed, Path(result.config.artifact_dir))
+    outcome = RunResult(result.status, sum(stats.get("changed", {}).values()), Path(result.config.artifact_dir))
     if result.status != "successful" or failed:
         tail = "\n".join(result.stdout.read().strip().splitlines()[-20:])
         raise RunError(

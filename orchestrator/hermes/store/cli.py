@@ -1,22 +1,20 @@
 """``hermesctl store``: the message store's replication state, per pair.
 
 Registered by the main CLI with ``app.add_typer(store_app, name="store")``. Commands parse
-options and call :mod:`hermes.store.check` at once; errors arrive as HermesError and are
-reported here as one red line and an exit code.
+options and call :mod:`hermes.store.check` at once; errors are reported by
+hermes.console.reporting, as for every command.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from hermes.errors import HermesError
+from hermes.console import EstateOption, err, out, reporting
 from hermes.loader import load_estate
 from hermes.paths import DEFAULT_ESTATE
 from hermes.store.check import Agreement, ChannelStatus, MailboxComparison, PairStatus, check_pairs, pair_specs
@@ -36,10 +34,6 @@ store_app = typer.Typer(
 @store_app.callback()
 def store() -> None:
     """The message store: Cyrus pairs and their replication."""
-
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def status_document(statuses: list[PairStatus]) -> dict[str, Any]:
@@ -124,9 +118,7 @@ def status_table(status: PairStatus, *, problems_only: bool = False) -> Table:
 @store_app.command("status")
 def status(
     *,
-    estate: Annotated[
-        Path, typer.Option("--estate", "-e", help="The estate file.", envvar="HERMES_ESTATE", dir_okay=False)
-    ] = DEFAULT_ESTATE,
+    estate: EstateOption = DEFAULT_ESTATE,
     pair: Annotated[list[str] | None, typer.Option("--pair", "-p", help="Only this pair (repeatable).")] = None,
     lab: Annotated[bool, typer.Option("--lab", help="Reach the hosts as the local lab's containers (podman exec).")] = False,
     ssh_user: Annotated[str, typer.Option(help="Without --lab: the ssh login on the hosts (then runuser -u cyrus).")] = "root",
@@ -136,7 +128,7 @@ def status(
     """Per pair: is replication caught up (no pending sync logs), and does every mailbox
     agree (unique id, UIDVALIDITY, last UID, messages, highest modseq) between the live
     member and its spare and backup? Exit 1 when a pair is not in sync."""
-    try:
+    with reporting():
         loaded = load_estate(estate)
         specs = pair_specs(loaded, pair or [])
         addresses = {name: str(address) for name, address in loaded.addresses.items()}
@@ -146,9 +138,6 @@ def status(
         else:
             with err.status(f"asking the store hosts of {loaded.estate.name}"):
                 statuses = check_pairs(specs, runner)
-    except HermesError as error:
-        err.print(str(error), style="red", markup=False)
-        raise typer.Exit(error.exit_code) from None
     if json_output:
         out.print(json.dumps(status_document(statuses), indent=2, sort_keys=True), markup=False)
     else:
