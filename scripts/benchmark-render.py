@@ -44,8 +44,11 @@ def run_render(estate: Path, out: Path) -> tuple[float, int]:
     process = subprocess.Popen([str(HERMESCTL), "render", "-e", str(estate), "-o", str(out)], stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"render of {estate} failed")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        # hermesctl has reported why; keep its exit code (a signal's as the shell gives it).
+        print(f"render of {estate} failed", file=sys.stderr)
+        raise SystemExit(code if code > 0 else 128 - code)
     return elapsed, usage.ru_maxrss * 1024
 
 

@@ -4,7 +4,8 @@
 For every role under roles/ (or the role directories given as arguments): each variable
 in defaults/main.yml must be an option of the `main` entry point of
 meta/argument_specs.yml and vice versa, with an equal `default`, a `description`, and a
-`type` that fits the default value. Prints one line per problem; exit status 1 if any.
+`type` that fits the default value. Prints one line per problem; exit status 1
+(hermes.errors.ExitCode.OUT_OF_SYNC) if any.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hermes.errors import ExitCode
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,9 +102,9 @@ def main(argv: list[str]) -> int:
     checked = ", ".join(r.name for r in roles) or "none"
     if problems:
         print(f"argument_specs: {len(problems)} problem(s) in roles: {checked}", file=sys.stderr)
-        return 1
+        return ExitCode.OUT_OF_SYNC
     print(f"argument_specs: defaults and argument_specs agree in roles: {checked}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def test_status_in_sync_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_status_behind_shows_the_table_and_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
     _use(monkeypatch, {"store-1a": LIVE, "store-1b": RECEIVER, "backup-1": RECEIVER})
     result = runner.invoke(store_cli.store_app, ["status", "--estate", str(LAB), "--lab"], env={"COLUMNS": "200"})
-    assert result.exit_code == store_cli.OUT_OF_SYNC, result.output
+    assert result.exit_code == 1, result.output  # README: 1 is a store pair out of sync
     assert "Pair cyrus-1 (live store-1a): not in sync" in result.stdout
     # The spare must hold exactly the live member's mailboxes (dave's is extra there); the
     # backup server also holds other pairs' users, so only this pair's count.
@@ -83,7 +83,7 @@ def test_status_behind_shows_the_table_and_exits_1(monkeypatch: pytest.MonkeyPat
 def test_unreachable_host_is_one_red_line(monkeypatch: pytest.MonkeyPatch) -> None:
     _use(monkeypatch, {"store-1a": LIVE})
     result = runner.invoke(store_cli.store_app, ["status", "--estate", str(LAB), "--lab"])
-    assert result.exit_code == StoreError.exit_code == 5
+    assert result.exit_code == 5, result.output  # README: 5 is a store host that could not be asked
     assert result.output.strip().splitlines()[-1] == "store-1b: podman exited 125: no such container"
     assert "Traceback" not in result.output
 
@@ -91,9 +91,15 @@ def test_unreachable_host_is_one_red_line(monkeypatch: pytest.MonkeyPatch) -> No
 def test_unknown_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     canned = _use(monkeypatch, {})
     result = runner.invoke(store_cli.store_app, ["status", "--estate", str(LAB), "--lab", "--pair", "cyrus-9"])
-    assert result.exit_code == 5
+    assert result.exit_code == 2  # README: 2 is a usage error
     assert "no store pair cyrus-9 in estate lab (pairs: cyrus-1)" in result.output
     assert canned.calls == []
+    # The control: a pair the estate has is checked.
+    canned = _use(monkeypatch, {"store-1a": LIVE, "store-1b": RECEIVER, "backup-1": RECEIVER})
+    known = runner.invoke(store_cli.store_app, ["status", "--estate", str(LAB), "--lab", "--pair", "cyrus-1"])
+    assert known.exit_code == 1, known.output
+    assert "Pair cyrus-1 (live store-1a)" in known.stdout
+    assert sorted(host for host, _ in canned.calls) == ["backup-1", "store-1a", "store-1b"]
 
 
 def test_without_lab_the_hosts_are_reached_by_ssh(monkeypatch: pytest.MonkeyPatch) -> None:

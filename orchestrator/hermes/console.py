@@ -1,5 +1,6 @@
-"""What every hermesctl command group shares: its consoles, the estate option, and the one
-place a HermesError becomes a message and an exit code."""
+"""What every hermes command shares: its consoles, the estate option, and the one place a
+HermesError becomes a message and an exit code (:func:`report`; :func:`reporting` for
+Typer commands)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hermes.errors import EstateError, HermesError
+from hermes.errors import EstateError, ExitCode, HermesError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -22,19 +23,24 @@ EstateOption = Annotated[
 ]
 
 
-@contextmanager
-def reporting() -> Iterator[None]:
-    """Turn a HermesError into its message on stderr and its exit code."""
-    try:
-        yield
-    except EstateError as error:
+def report(error: HermesError) -> ExitCode:
+    """Print ``error`` on stderr as every hermes command does; return its exit code."""
+    if isinstance(error, EstateError):
         count = len(error.problems)
         err.print(
             f"{error.source} is not a valid estate ({count} problem{'s' if count != 1 else ''}):", style="bold red", markup=False
         )
         for problem in error.problems:
             err.print(f"  {problem}", markup=False)
-        raise typer.Exit(error.exit_code) from None
-    except HermesError as error:
+    else:
         err.print(str(error), style="red", markup=False)
-        raise typer.Exit(error.exit_code) from None
+    return error.exit_code
+
+
+@contextmanager
+def reporting() -> Iterator[None]:
+    """In a Typer command: turn a HermesError into its message on stderr and its exit code."""
+    try:
+        yield
+    except HermesError as error:
+        raise typer.Exit(report(error)) from None

@@ -1,18 +1,39 @@
-"""The one error hierarchy of hermes.
+"""The one error hierarchy of hermes, and the one map of exit codes.
 
-Core modules raise these; only the CLI turns them into messages and exit codes
-(see ``hermes.cli``), so no caller ever sees a traceback for a user mistake.
+Core modules raise these; only the command side (:func:`hermes.console.report`) turns
+them into messages and exit codes, so no caller ever sees a traceback for a user mistake.
+Every command uses :class:`ExitCode`: hermesctl, ``python -m hermes.lab.image`` and the
+scripts under ``scripts/``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """Every exit status a hermes command or script ends with (README lists them)."""
+
+    OK = 0
+    # Two things that must agree do not: a committed render and a fresh one, a store
+    # pair's live member and its receivers, a role's defaults and its argument specs.
+    STALE = 1
+    OUT_OF_SYNC = 1
+    # The estate file (or a file it names), or the command line, is wrong.
+    INVALID = 2
+    USAGE = 2
+    LAB = 3
+    DEPLOY = 4
+    # A host the command had to ask could not be asked.
+    UNREACHABLE = 5
 
 
 class HermesError(Exception):
-    """Base of every error hermes reports to a user."""
+    """Base of every error hermes reports to a user; each subclass names its exit code."""
 
-    exit_code = 1
+    exit_code: ClassVar[ExitCode] = ExitCode.STALE
 
 
 @dataclass(frozen=True, order=True)
@@ -29,7 +50,7 @@ class Problem:
 class EstateError(HermesError):
     """The estate file (or a file it names) is unreadable or invalid."""
 
-    exit_code = 2
+    exit_code = ExitCode.INVALID
 
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
@@ -37,19 +58,31 @@ class EstateError(HermesError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class UsageError(HermesError):
+    """A command was asked for something that cannot be: a missing option or file, an unknown name."""
+
+    exit_code = ExitCode.USAGE
+
+
 class StaleRenderError(HermesError):
     """The committed rendered inventory differs from a fresh render."""
 
-    exit_code = 1
+    exit_code = ExitCode.STALE
 
 
 class LabError(HermesError):
     """The local lab (podman containers, base image) could not be brought to the asked state."""
 
-    exit_code = 3
+    exit_code = ExitCode.LAB
 
 
 class RunError(HermesError):
     """An Ansible run (deploy) failed."""
 
-    exit_code = 4
+    exit_code = ExitCode.DEPLOY
+
+
+class StoreError(HermesError):
+    """A store host could not be asked (unreachable, command failed, unreadable answer)."""
+
+    exit_code = ExitCode.UNREACHABLE

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hermes.errors import LabError
+from hermes.errors import ExitCode, HermesError, LabError
 
 # Bump when the build procedure changes in a way the other recipe fields do not show.
 RECIPE_VERSION = "1"
@@ -416,21 +416,22 @@ def _image_apt_ids(ref: str, env: Mapping[str, str]) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hermes.lab.image [--rebuild]``: ensure the image, print its reference."""
+    """``python -m hermes.lab.image [--rebuild]``: ensure the image, print its reference.
+
+    The scripts' way to ``hermesctl lab image``: errors are reported as hermesctl reports them.
+    """
+    from hermes.console import err, out, report
+
     args = sys.argv[1:] if argv is None else argv
     if any(a not in ("--rebuild",) for a in args):
-        print("usage: python -m hermes.lab.image [--rebuild]", file=sys.stderr)
-        return 2
+        err.print("usage: python -m hermes.lab.image [--rebuild]", markup=False)
+        return ExitCode.USAGE
     try:
-        ref = ensure_base_image(
-            rebuild="--rebuild" in args,
-            progress=lambda message: print(message, file=sys.stderr, flush=True),
-        )
-    except LabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(ref)
-    return 0
+        ref = ensure_base_image(rebuild="--rebuild" in args, progress=lambda message: err.print(message, markup=False))
+    except HermesError as error:
+        return report(error)
+    out.print(ref, markup=False)
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ it through a ``runner`` (podman exec in the lab, ssh in production); ``cli`` is 
 ``hermesctl store`` sub-app. Core modules never import the CLI.
 """
 
+from hermes.errors import StoreError
 from hermes.store.check import (
     Agreement,
     ChannelStatus,
@@ -18,7 +19,6 @@ from hermes.store.check import (
     pair_specs,
     snapshot,
 )
-from hermes.store.errors import StoreError
 from hermes.store.examine import HostSnapshot, MailboxState, SyncLogFile, parse_mbexamine, parse_snapshot, parse_sync_logs
 from hermes.store.runner import CommandRunner, PodmanRunner, SshRunner
 

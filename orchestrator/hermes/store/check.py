@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from hermes.loader import LoadedEstate
-from hermes.store.errors import StoreError
+from hermes.errors import StoreError
 from hermes.store.examine import SNAPSHOT_COMMAND, HostSnapshot, MailboxState, SyncLogFile, parse_snapshot
 from hermes.store.runner import CommandRunner
 

@@ -15,13 +15,11 @@ import typer
 from rich.table import Table
 
 from hermes.console import EstateOption, err, out, reporting
+from hermes.errors import ExitCode
 from hermes.loader import load_estate
 from hermes.paths import DEFAULT_ESTATE
 from hermes.store.check import Agreement, ChannelStatus, MailboxComparison, PairStatus, check_pairs, pair_specs
 from hermes.store.runner import CommandRunner, PodmanRunner, SshRunner
-
-# Exit status of `store status` when a pair is behind or disagrees (errors keep theirs).
-OUT_OF_SYNC = 1
 
 store_app = typer.Typer(
     help="The message store: Cyrus pairs and their replication.",
@@ -127,7 +125,7 @@ def status(
 ) -> None:
     """Per pair: is replication caught up (no pending sync logs), and does every mailbox
     agree (unique id, UIDVALIDITY, last UID, messages, highest modseq) between the live
-    member and its spare and backup? Exit 1 when a pair is not in sync."""
+    member and its spare and backup? Exit 1 when a pair is not in sync, 5 when a host cannot be asked."""
     with reporting():
         loaded = load_estate(estate)
         specs = pair_specs(loaded, pair or [])
@@ -144,4 +142,4 @@ def status(
         for pair_status in statuses:
             out.print(status_table(pair_status, problems_only=problems_only))
     if not all(s.in_sync for s in statuses):
-        raise typer.Exit(OUT_OF_SYNC)
+        raise typer.Exit(ExitCode.OUT_OF_SYNC)

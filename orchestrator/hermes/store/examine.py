@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hermes.store.errors import StoreError
+from hermes.errors import StoreError
 
 SYNC_DIRECTORY = "/var/lib/cyrus/sync"
 MBEXAMINE = "/usr/lib/cyrus/bin/mbexamine"

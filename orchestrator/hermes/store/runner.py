@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from hermes.store.errors import StoreError
+from hermes.errors import StoreError
 
 CYRUS_USER = "cyrus"
 
