@@ -52,8 +52,10 @@ def test_placement_map_and_live_members() -> None:
     estate = yaml.safe_load(files["group_vars/all/estate.yml"])
     pair = estate["hermes_store_pairs"]["cyrus-1"]
     assert (pair["live"], pair["spare"]) == ("cyrus-1a", "cyrus-1b")
-    host = yaml.safe_load(files["host_vars/cyrus-1b.yml"])
-    assert host["hermes_store_role"] == "spare"
+    for member, role in (("cyrus-1a", "live"), ("cyrus-1b", "spare")):
+        cyrus = yaml.safe_load(files[f"host_vars/{member}.yml"])["hermes_cyrus"]
+        assert cyrus["role"] == role
+        assert len(cyrus["mailboxes"]) == (sum(1 for p in placement.values() if p == "cyrus-1") if role == "live" else 0)
 
 
 def test_secrets_are_vault_references_only() -> None:
@@ -83,7 +85,8 @@ def test_switchover_repoints_mail_names(write_estate) -> None:  # type: ignore[n
     files = render_inventory(loaded, "x.yml")
     zones = yaml.safe_load(files["group_vars/dns.yml"])["hermes_dns_zones"]
     assert {r["value"] for r in zones["lab.test"] if r["type"] == "CNAME"} == {"store-1b.lab.test."}
-    assert yaml.safe_load(files["host_vars/store-1b.yml"])["hermes_store_role"] == "live"
+    roles = {h: yaml.safe_load(files[f"host_vars/{h}.yml"])["hermes_cyrus"]["role"] for h in ("store-1a", "store-1b")}
+    assert roles == {"store-1a": "spare", "store-1b": "live"}
 
 
 @pytest.mark.parametrize(

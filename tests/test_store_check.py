@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hermes.errors import UsageError
 from hermes.loader import load_estate
 from hermes.store import (
     Agreement,
@@ -187,9 +188,11 @@ def test_a_channel_in_sync_has_no_lag() -> None:
     status = channel_status("replica", live, receiver)
     assert status.caught_up and status.in_sync
     assert status.lag_seconds == 0.0
-    # The other channel's backlog does not count against this one.
-    backed_up = channel_status("backup", replace(live, sync_logs=(SyncLogFile("replica", "log-run", 5, 1.0),)), receiver)
-    assert backed_up.in_sync
+    # The other channel's backlog does not count against this one (the control: it does
+    # count against its own).
+    backlog = replace(live, sync_logs=(SyncLogFile("replica", "log-run", 5, 1.0),))
+    assert channel_status("backup", backlog, receiver).in_sync
+    assert not channel_status("replica", backlog, receiver).in_sync
 
 
 # Pairs ------------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def test_pair_specs_from_the_lab_estate() -> None:
     [spec] = pair_specs(loaded)
     assert (spec.name, spec.live, spec.spare, spec.backup) == ("cyrus-1", "store-1a", "store-1b", "backup-1")
     assert spec.owners == frozenset(loaded.accounts)
-    with pytest.raises(StoreError, match="no store pair nope"):
+    with pytest.raises(UsageError, match="no store pair nope"):
         pair_specs(loaded, ["nope"])
 
 

@@ -122,6 +122,29 @@ def store_pairs(estate: Estate, accounts: Accounts) -> list[Problem]:
             problems.append(
                 Problem(f"{path}.replica", f"{pair.replica!r} shares power feed {feed!r} with master {pair.master!r}")
             )
+        for field, name in (("master", pair.master), ("replica", pair.replica)):
+            host = hosts.get(name)
+            if host is not None and Role.MX in host.roles:
+                # A hub faces the Internet and checks every account's password; a store holds its pair's.
+                problems.append(Problem(f"{path}.{field}", f"host {name!r} is a mail hub (mx) and cannot be a store"))
+    return problems
+
+
+def backup_partitions(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """A backup server holds the partitions of every pair it backs up: one name, one directory."""
+    problems = []
+    seen: dict[tuple[str, str], tuple[str, str]] = {}  # (backup host, partition) -> (pair, path)
+    for i, pair in enumerate(estate.services.store_pairs):
+        for j, partition in enumerate(pair.partitions):
+            first = seen.setdefault((pair.backup, partition.name), (pair.name, partition.path))
+            if first[1] != partition.path:
+                problems.append(
+                    Problem(
+                        f"services.store_pairs[{i}].partitions[{j}].path",
+                        f"partition {partition.name!r} is {first[1]!r} in pair {first[0]!r}, which has the same "
+                        f"backup server {pair.backup!r}: give it the same path or another name",
+                    )
+                )
     return problems
 
 
@@ -175,7 +198,16 @@ def aliases(estate: Estate, accounts: Accounts) -> list[Problem]:
     return problems
 
 
-CHECKS: tuple[Check, ...] = (unique_names, host_locations, service_hosts, store_pairs, placement, quotas, aliases)
+CHECKS: tuple[Check, ...] = (
+    unique_names,
+    host_locations,
+    service_hosts,
+    store_pairs,
+    backup_partitions,
+    placement,
+    quotas,
+    aliases,
+)
 
 
 def check_capacity(estate: Estate, accounts: Accounts, users: Mapping[str, str]) -> list[Problem]:

@@ -22,6 +22,8 @@ One YAML file describes an estate; `hermesctl validate` checks it and `hermesctl
 JSON Schema. Unknown fields are errors at every level. Sizes are written like `250MB` (10^6 bytes)
 or `25MiB` (2^20 bytes). Field errors are reported all together, each with its path; the rules that
 span several objects (below) run once every field is valid, and are also reported all together.
+The model accepts only what the roles implement: a value it allows is one the deployed services
+honour (`docs/role-facts.md` follows each field to the role variable and template that use it).
 
 ## Rules across objects
 
@@ -34,7 +36,9 @@ span several objects (below) run once every field is valid, and are also reporte
   carries is used by a service.
 - A store pair's master and replica are different hosts, in different racks on different power
   feeds (an error, not a warning: a hot spare must survive what takes the master down); a host
-  belongs to at most one pair; each pair replicates to a host of `services.backup`.
+  belongs to at most one pair; each pair replicates to a host of `services.backup`. A mail hub
+  (`mx`) is never a pair member. Pairs sharing a backup server give a partition of the same name
+  the same path.
 - Every letter a-z is placed on exactly one existing pair; overrides name existing users and pairs.
 - Quota overrides do not exceed `policies.quota.maximum`; alias targets without `@` are accounts.
 - Capacity: the quotas of a pair's users fit the usable RAID capacity of each member, less

@@ -5,7 +5,7 @@ from hermes.model.estate import Estate
 from hermes.model.hardware import RaidLevel, Storage
 from hermes.model.hosts import Host
 from hermes.model.placement import Placement, letters_of
-from hermes.model.policies import Policies, Port, TlsMode
+from hermes.model.policies import MailboxPort, MailboxTls, Policies, SmtpPort, TlsMode
 from hermes.model.services import Services, StorePair
 from hermes.model.site import Network, Role, Site
 
@@ -13,15 +13,17 @@ __all__ = [
     "Domains",
     "Estate",
     "Host",
+    "MailboxPort",
+    "MailboxTls",
     "ManagedDomain",
     "Network",
     "Placement",
     "Policies",
-    "Port",
     "RaidLevel",
     "Role",
     "Services",
     "Site",
+    "SmtpPort",
     "Storage",
     "StorePair",
     "TlsMode",

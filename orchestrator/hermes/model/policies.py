@@ -12,7 +12,9 @@ from hermes.model.base import DomainName, Percent, Size, StrictModel
 class Quota(StrictModel):
     default: Size = Field(default=ByteSize(250_000_000), description="quota of an account without an override")
     maximum: Size = Field(default=ByteSize(1_000_000_000), description="largest quota any account may have")
-    warning_percent: Percent = Field(default=90, description="usage at which the user is warned by mail")
+    warning_percent: int = Field(
+        default=90, ge=1, le=99, description="usage (1-99%) at which the user is warned: an IMAP alert and one message"
+    )
 
     @model_validator(mode="after")
     def _default_within_maximum(self) -> Quota:
@@ -27,28 +29,55 @@ class TlsMode(StrEnum):
     IMPLICIT = "implicit"
 
 
-class Port(StrictModel):
-    enabled: bool = Field(default=True, description="whether the service listens at all")
+class MailboxTls(StrEnum):
+    """IMAP and POP always offer TLS: the store role has no plaintext-only listener."""
+
+    STARTTLS = "starttls"
+    IMPLICIT = "implicit"
+
+
+class SmtpPort(StrictModel):
+    enabled: bool = Field(default=True, description="whether the hubs listen at all")
     port: int = Field(ge=1, le=65535, description="TCP port")
-    tls: TlsMode = Field(description="none, STARTTLS on the plain port, or TLS from connect")
-    auth: bool = Field(default=False, description="clients must authenticate (submission)")
+    tls: TlsMode = Field(description="none (no TLS offered), STARTTLS on the plain port, or TLS from connect")
+    auth: bool = Field(default=False, description="clients must authenticate to send anything (submission)")
 
 
-def _port(port: int, tls: TlsMode, *, auth: bool = False, enabled: bool = True) -> Port:
-    return Port(port=port, tls=tls, auth=auth, enabled=enabled)
+class MailboxPort(StrictModel):
+    enabled: bool = Field(default=True, description="whether the stores listen at all")
+    port: int = Field(ge=1, le=65535, description="TCP port")
+    tls: MailboxTls = Field(description="STARTTLS on the plain port, or TLS from connect; users always log in")
 
 
 class Ports(StrictModel):
-    """The TRIUMF service table: what listens where, and how TLS is offered."""
+    """The TRIUMF service table: what listens where, and how TLS is offered. POP2 is not served."""
 
-    smtp: Port = Field(default_factory=lambda: _port(25, TlsMode.STARTTLS))
-    smtps: Port = Field(default_factory=lambda: _port(465, TlsMode.IMPLICIT, auth=True))
-    submission: Port = Field(default_factory=lambda: _port(587, TlsMode.STARTTLS, auth=True))
-    imap: Port = Field(default_factory=lambda: _port(143, TlsMode.STARTTLS))
-    imaps: Port = Field(default_factory=lambda: _port(993, TlsMode.IMPLICIT))
-    pop3: Port = Field(default_factory=lambda: _port(110, TlsMode.STARTTLS))
-    pop3s: Port = Field(default_factory=lambda: _port(995, TlsMode.IMPLICIT))
-    pop2: Port = Field(default_factory=lambda: _port(109, TlsMode.NONE, enabled=False))
+    smtp: SmtpPort = Field(
+        default_factory=lambda: SmtpPort(port=25, tls=TlsMode.STARTTLS),
+        description="SMTP from the Internet and relay hosts, on the hubs",
+    )
+    smtps: SmtpPort = Field(
+        default_factory=lambda: SmtpPort(port=465, tls=TlsMode.IMPLICIT, auth=True),
+        description="submission with TLS from connect, on the hubs",
+    )
+    submission: SmtpPort = Field(
+        default_factory=lambda: SmtpPort(port=587, tls=TlsMode.STARTTLS, auth=True),
+        description="message submission (587), on the hubs",
+    )
+    imap: MailboxPort = Field(
+        default_factory=lambda: MailboxPort(port=143, tls=MailboxTls.STARTTLS), description="IMAP, on each pair's live member"
+    )
+    imaps: MailboxPort = Field(
+        default_factory=lambda: MailboxPort(port=993, tls=MailboxTls.IMPLICIT),
+        description="IMAP over TLS from connect, on each pair's live member",
+    )
+    pop3: MailboxPort = Field(
+        default_factory=lambda: MailboxPort(port=110, tls=MailboxTls.STARTTLS), description="POP3, on each pair's live member"
+    )
+    pop3s: MailboxPort = Field(
+        default_factory=lambda: MailboxPort(port=995, tls=MailboxTls.IMPLICIT),
+        description="POP3 over TLS from connect, on each pair's live member",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> Ports:
@@ -59,7 +88,15 @@ class Ports(StrictModel):
             used[spec.port] = name
         if self.smtp.auth:
             raise ValueError("smtp (port 25) receives mail from the Internet and cannot require auth")
+        if not any(spec.enabled for spec in (self.smtp, self.smtps, self.submission)):
+            raise ValueError("at least one of smtp, smtps and submission must be enabled")
         return self
+
+    def smtp_ports(self) -> dict[str, SmtpPort]:
+        return {"smtp": self.smtp, "smtps": self.smtps, "submission": self.submission}
+
+    def mailbox_ports(self) -> dict[str, MailboxPort]:
+        return {"imap": self.imap, "imaps": self.imaps, "pop3": self.pop3, "pop3s": self.pop3s}
 
 
 class Spam(StrictModel):
@@ -91,7 +128,7 @@ class Policies(StrictModel):
     ports: Ports = Field(default_factory=Ports, description="the service/port table")
     spam: Spam = Field(default_factory=Spam, description="DNSBLs and SpamAssassin thresholds")
     outgoing_rate_limit: RateLimit = Field(
-        default_factory=lambda: RateLimit(messages=500, period="1h"), description="per authenticated sender"
+        default_factory=lambda: RateLimit(messages=500, period="1h"), description="messages per authenticated sender"
     )
     queue_interval: str = Field(
         default="5m", pattern=r"^[1-9][0-9]*[smh]$", description="how often the MTA retries deferred mail"

@@ -1,13 +1,18 @@
 """The Ansible inventory of an estate, as the roles consume it and auditors read it.
 
-Layout (all paths relative to inventory/rendered/<estate>/):
+Layout (all paths relative to the rendered directory, e.g. inventory/rendered/<estate>/):
   hosts.yml                     groups by service, and one group per store pair
-  group_vars/all/estate.yml     estate-wide facts: domains, hosts, pairs, policies
+  group_vars/all/estate.yml     estate-wide facts for people: domains, hosts, networks, pairs
+  group_vars/all/common.yml     hermes_common: the base every host gets
   group_vars/all/placement.yml  the user -> store pair map used by the MTA and the proxy
   group_vars/all/secrets.yml    names of the vault variables that hold secrets
-  group_vars/mx.yml             what the hub needs besides: managed domains, relay networks
+  group_vars/mx.yml             the hubs' role facts: hermes_mta, hermes_antivirus, hermes_saslauthd
   group_vars/dns.yml            the zone data
-  host_vars/<host>.yml          one host's address, place, hardware and current role
+  host_vars/<host>.yml          one host's address, place, hardware, and its role facts
+                                (hermes_cyrus, hermes_saslauthd on a store)
+
+The hermes_<role> variables are role-shaped (hermes.render.roles): playbooks map their fields
+one for one onto role variables, so every rule about the estate is decided here.
 """
 
 from __future__ import annotations
@@ -17,7 +22,16 @@ from typing import Any
 from hermes.loader import LoadedEstate
 from hermes.model import Estate, Role, StorePair
 from hermes.render.dns import render_zones
+from hermes.render.roles import (
+    Antivirus,
+    common_facts,
+    cyrus_facts,
+    hub_saslauthd_facts,
+    mta_facts,
+    store_saslauthd_facts,
+)
 from hermes.render.yamlfile import dump, dump_token_mapping, header
+from hermes.topology import pair_of, users_by_pair
 
 # Service role -> inventory group. Store pairs also get a group each (pair_<name>).
 GROUPS = {
@@ -55,13 +69,12 @@ def _hosts_file(estate: Estate) -> dict[str, Any]:
     return {"all": {"children": children}}
 
 
-def _pair_vars(loaded: LoadedEstate, pair: StorePair) -> dict[str, Any]:
+def _pair_vars(pair: StorePair) -> dict[str, Any]:
     return {
         "master": pair.master,
         "replica": pair.replica,
         "live": pair.live,
         "spare": pair.spare,
-        "live_address": str(loaded.addresses[pair.live]),
         "backup": pair.backup,
         "group": pair_group(pair),
         "partitions": {p.name: p.path for p in pair.partitions},
@@ -71,7 +84,6 @@ def _pair_vars(loaded: LoadedEstate, pair: StorePair) -> dict[str, Any]:
 def _estate_vars(loaded: LoadedEstate, estate_file: str) -> dict[str, Any]:
     estate = loaded.estate
     domains = estate.domains
-    policies = estate.policies
     return {
         # The header of every file the roles template onto hosts.
         "ansible_managed": f"Managed by hermes (Ansible) from {estate_file}; local edits will be overwritten",
@@ -88,41 +100,14 @@ def _estate_vars(loaded: LoadedEstate, estate_file: str) -> dict[str, Any]:
             }
             for h in estate.hosts
         },
-        # The same hosts as /etc/hosts-style entries (address, FQDN, short name), sorted by name.
-        "hermes_host_entries": [
-            {"address": str(loaded.addresses[h.name]), "names": [f"{h.name}.{domains.hosts}", h.name]}
-            for h in sorted(estate.hosts, key=lambda h: h.name)
-        ],
-        "hermes_services": {
-            "mx": sorted(estate.services.mx.hosts),
-            "backup": sorted(estate.services.backup.hosts),
-            "proxy": sorted(estate.services.proxy.hosts),
-            "webmail": sorted(estate.services.webmail.hosts),
-            "lists": sorted(estate.services.lists.hosts),
-            "dns": sorted(estate.services.dns.hosts),
-        },
-        "hermes_store_pairs": {pair.name: _pair_vars(loaded, pair) for pair in estate.services.store_pairs},
-        "hermes_policies": {
-            "quota_default_bytes": int(policies.quota.default),
-            "quota_maximum_bytes": int(policies.quota.maximum),
-            "quota_warning_percent": policies.quota.warning_percent,
-            "message_size_limit_bytes": int(policies.message_size_limit),
-            "delayed_expunge_days": policies.delayed_expunge_days,
-            "delayed_delete_days": policies.delayed_delete_days,
-            "ports": {name: port.model_dump(mode="json") for name, port in policies.ports},
-            "dnsbls": list(policies.spam.dnsbls),
-            "spamassassin_threshold": policies.spam.spamassassin_threshold,
-            "spam_reject_threshold": policies.spam.reject_threshold,
-            "outgoing_rate_limit": policies.outgoing_rate_limit.model_dump(),
-            "queue_interval": policies.queue_interval,
-        },
+        "hermes_store_pairs": {pair.name: _pair_vars(pair) for pair in estate.services.store_pairs},
     }
 
 
 def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
     estate = loaded.estate
     feeds = {(s.name, r.name): r.power_feed for s in estate.sites for r in s.racks}
-    pairs = {name: pair for pair in estate.services.store_pairs for name in pair.members}
+    users = users_by_pair(loaded.placement)
     result = {}
     for host in estate.hosts:
         data: dict[str, Any] = {
@@ -142,10 +127,11 @@ def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
                 "raw_bytes": host.storage.raw_bytes,
                 "usable_bytes": host.storage.usable_bytes,
             }
-        if (pair := pairs.get(host.name)) is not None:
+        if (cyrus := cyrus_facts(loaded, host.name, users)) is not None:
+            data["hermes_cyrus"] = cyrus.rendered()
+        if (pair := pair_of(estate, host.name)) is not None:
             data["hermes_store_pair"] = pair.name
-            data["hermes_store_role"] = "live" if pair.live == host.name else "spare"
-            data["hermes_store_peer"] = pair.replica if host.name == pair.master else pair.master
+            data["hermes_saslauthd"] = store_saslauthd_facts(users.get(pair.name, ())).rendered()
         result[host.name] = data
     return result
 
@@ -161,11 +147,16 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
         "hosts.yml": yaml_file(
             f"Inventory of estate {estate.name}: hosts grouped by service and by store pair.", _hosts_file(estate)
         ),
-        "group_vars/all/estate.yml": yaml_file("Estate-wide facts every role may use.", _estate_vars(loaded, estate_file)),
+        "group_vars/all/estate.yml": yaml_file(
+            "Estate-wide facts for people (roles take theirs from hermes_<role>).", _estate_vars(loaded, estate_file)
+        ),
+        "group_vars/all/common.yml": yaml_file(
+            "The base every host gets (roles/common), as playbooks/common.yml maps it.",
+            {"hermes_common": common_facts(loaded).rendered()},
+        ),
         "group_vars/all/placement.yml": (
-            header(estate_file, "Where each user's mail lives: user -> store pair, and quota overrides in bytes.")
+            header(estate_file, "Where each user's mail lives: user -> store pair.")
             + "---\n"
-            + dump({"hermes_quota_overrides": {u: q for u, q in loaded.accounts.items() if q is not None}})
             + dump_token_mapping("hermes_placement", loaded.placement)
         ),
         "group_vars/all/secrets.yml": yaml_file(
@@ -173,12 +164,11 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
             {f"hermes_{name}": f"{{{{ vault_hermes_{name} }}}}" for name in SECRETS},
         ),
         "group_vars/mx.yml": yaml_file(
-            "The mail hub's routing data: managed mail domains with their aliases, and relay networks.",
+            "The mail hubs' role facts: Exim (hermes_mta), ClamAV's signatures, saslauthd's accounts.",
             {
-                "hermes_managed_domains": {
-                    d.name: {local.lower(): list(targets) for local, targets in d.aliases.items()} for d in estate.domains.managed
-                },
-                "hermes_relay_networks": [str(n) for n in estate.services.mx.relay_networks],
+                "hermes_mta": mta_facts(loaded).rendered(),
+                "hermes_antivirus": Antivirus(freshclam=True, eicar_signature=False).rendered(),
+                "hermes_saslauthd": hub_saslauthd_facts(loaded).rendered(),
             },
         ),
         "group_vars/dns.yml": yaml_file(

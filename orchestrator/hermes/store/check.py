@@ -1,11 +1,11 @@
 """The consistency check of the store pairs.
 
-For each pair the live member replicates on two channels (as ``playbooks/store.yml``
-configures them): ``replica`` to its spare and ``backup`` to the backup server (unless the
-backup server is the spare itself). A channel is *caught up* when the live member holds
-no pending sync log for it, and *agrees* when every mailbox has the same unique id,
-UIDVALIDITY, last UID, message count and highest modseq on both ends. Its *lag* is 0 when
-both hold; otherwise the larger of the age of its oldest pending sync log and the largest
+For each pair the live member replicates on the channels :func:`hermes.topology.channels`
+names (the same function the renderer configures them from): ``replica`` to its spare and
+``backup`` to the backup server (unless the backup server is the spare itself). A channel
+is *caught up* when the live member holds no pending sync log for it, and *agrees* when
+every mailbox has the same unique id, UIDVALIDITY, last UID, message count and highest
+modseq on both ends. Its *lag* is 0 when both hold; otherwise the larger of the age of its oldest pending sync log and the largest
 gap between a mailbox's last delivery on the live member and on the receiver.
 
 :func:`compare_mailboxes` and :func:`channel_status` are pure; :func:`check_pairs` asks
@@ -18,14 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hermes.errors import UsageError
 from hermes.loader import LoadedEstate
-from hermes.errors import StoreError
 from hermes.store.examine import SNAPSHOT_COMMAND, HostSnapshot, MailboxState, SyncLogFile, parse_snapshot
 from hermes.store.runner import CommandRunner
-
-# The channel names playbooks/store.yml gives the live member's sync_clients.
-REPLICA_CHANNEL = "replica"
-BACKUP_CHANNEL = "backup"
+from hermes.topology import channels, users_by_pair
 
 # What must be equal on both ends of a channel, in report order.
 COMPARED_FIELDS: tuple[str, ...] = ("unique_id", "uidvalidity", "last_uid", "messages", "highest_modseq")
@@ -89,10 +86,7 @@ class PairSpec:
     @property
     def channels(self) -> tuple[tuple[str, str], ...]:
         """(channel, receiving host) of the live member."""
-        channels = [(REPLICA_CHANNEL, self.spare)]
-        if self.backup not in (self.spare, self.live):
-            channels.append((BACKUP_CHANNEL, self.backup))
-        return tuple(channels)
+        return tuple((channel.name, channel.target) for channel in channels(self))
 
 
 @dataclass(frozen=True)
@@ -167,13 +161,18 @@ def pair_specs(loaded: LoadedEstate, names: Sequence[str] = ()) -> list[PairSpec
     pairs = {p.name: p for p in loaded.estate.services.store_pairs}
     unknown = sorted(set(names) - pairs.keys())
     if unknown:
-        raise StoreError(f"no store pair {', '.join(unknown)} in estate {loaded.estate.name} (pairs: {', '.join(sorted(pairs))})")
-    specs = []
-    for name in names or sorted(pairs):
-        pair = pairs[name]
-        owners = frozenset(user for user, placed in loaded.placement.items() if placed == name)
-        specs.append(PairSpec(name=name, live=pair.live, spare=pair.spare, backup=pair.backup, owners=owners))
-    return specs
+        raise UsageError(f"no store pair {', '.join(unknown)} in estate {loaded.estate.name} (pairs: {', '.join(sorted(pairs))})")
+    users = users_by_pair(loaded.placement)
+    return [
+        PairSpec(
+            name=name,
+            live=pairs[name].live,
+            spare=pairs[name].spare,
+            backup=pairs[name].backup,
+            owners=frozenset(users.get(name, ())),
+        )
+        for name in names or sorted(pairs)
+    ]
 
 
 def snapshot(runner: CommandRunner, host: str) -> HostSnapshot:

@@ -1,0 +1,231 @@
+"""Role-shaped facts: what each role needs of the estate, decided here and nowhere else.
+
+Each model below is one rendered variable (``hermes_cyrus``, ``hermes_mta``, ...) whose fields a
+playbook maps one for one onto its role's variables. Every field names the estate field(s) it
+comes from (``source``), so a value can be followed from the estate file to the template line
+that uses it; ``docs/role-facts.md`` is generated from these models and the playbooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hermes.loader import LoadedEstate
+from hermes.model import Estate
+from hermes.topology import StoreRole, channels, pair_of, partitions, store_role, sync_sources
+
+# The account checker the lab and every estate use today: a sasldb filled from the vault.
+SASLAUTHD_MECHANISM = "sasldb"
+
+
+def fact(source: str, description: str) -> Any:
+    """A field of a role fact, with the estate field(s) it is derived from."""
+    return Field(description=description, json_schema_extra={"source": source})
+
+
+class Facts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def rendered(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class HostEntry(Facts):
+    address: str
+    names: list[str]
+
+
+class CommonFacts(Facts):
+    """``hermes_common``, every host: the base system's view of the estate."""
+
+    domain: str = fact("domains.hosts", "the hosts' DNS domain")
+    hosts: list[HostEntry] = fact(
+        "hosts[].name, .address (or allocated from .network), domains.hosts",
+        "/etc/hosts entries for every host: address, FQDN, short name; sorted by name",
+    )
+
+
+class SmtpListener(Facts):
+    enabled: bool
+    port: int
+    tls: str
+    auth: bool
+
+
+class MtaFacts(Facts):
+    """``hermes_mta``, the mail hubs (group mx)."""
+
+    mail_domain: str = fact("domains.mail", "the accounts' mail domain")
+    managed_domains: dict[str, dict[str, list[str]]] = fact(
+        "domains.managed[].name, .aliases", "managed domain -> lower-cased local part -> targets"
+    )
+    lists_domain: str = fact("services.lists.domain", "Mailman's mail domain")
+    lists_hosts: list[str] = fact("services.lists.hosts", "addresses of the lists hosts")
+    store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
+    relay_networks: list[str] = fact("services.mx.relay_networks", "networks that may relay without authenticating")
+    message_size_limit_bytes: int = fact("policies.message_size_limit", "largest message accepted")
+    ports: dict[str, SmtpListener] = fact("policies.ports.{smtp,smtps,submission}", "the SMTP listeners")
+    dnsbls: list[str] = fact("policies.spam.dnsbls", "DNS blocklists for outside clients")
+    spam_tag_threshold: float = fact("policies.spam.spamassassin_threshold", "score at which mail is tagged")
+    spam_reject_threshold: float | None = fact("policies.spam.reject_threshold", "score at which mail is refused")
+    rate_limit: dict[str, Any] = fact("policies.outgoing_rate_limit", "messages per period per authenticated sender")
+    queue_interval: str = fact("policies.queue_interval", "how often deferred mail is retried")
+
+
+class Antivirus(Facts):
+    """``hermes_antivirus``, the mail hubs: where ClamAV's signatures come from. A real estate
+    downloads them; the lab target (inventory/lab-connection.yml) overrides this whole value."""
+
+    freshclam: bool = fact("(deploy target)", "download signatures with freshclam")
+    eicar_signature: bool = fact("(deploy target)", "install a local EICAR-only signature")
+
+
+class SaslauthdFacts(Facts):
+    """``hermes_saslauthd``, hubs and store pair members: whose passwords the host checks."""
+
+    mechanism: str = fact("(every estate today)", "saslauthd's backend")
+    accounts: list[str] = fact(
+        "accounts file; placement for a store (its pair's users)", "the accounts whose passwords this host checks"
+    )
+
+
+class Listener(Facts):
+    name: str
+    protocol: str
+    port: int
+    tls: str
+
+
+class ReplicationChannel(Facts):
+    name: str
+    host: str
+
+
+class CyrusFacts(Facts):
+    """``hermes_cyrus``, store pair members and backup servers."""
+
+    role: StoreRole = fact(
+        "services.store_pairs[].live, services.backup.hosts", "live or spare (a pair member), or backup (a backup server)"
+    )
+    servername: str = fact("hosts[].name, domains.hosts", "the host's FQDN")
+    data_mount: str = fact("hosts[].storage.mount", "mount point of the RAID data volume")
+    partitions: dict[str, str] = fact(
+        "services.store_pairs[].partitions (its pair's, and every pair backed up here)", "partition -> directory"
+    )
+    replication_channels: list[ReplicationChannel] = fact(
+        "services.store_pairs[].live, .master, .replica, .backup",
+        "the live member's channels: replica to its spare, backup to the backup server",
+    )
+    sync_clients: list[str] = fact(
+        "services.store_pairs[].master, .replica, .live, .backup",
+        "addresses that may replicate here: a spare's live peer, both members of pairs backed up here",
+    )
+    lmtp_clients: list[str] = fact("services.mx.hosts", "addresses that may deliver by LMTP (the hubs)")
+    listeners: list[Listener] = fact("policies.ports.{imap,imaps,pop3,pop3s}", "the enabled IMAP and POP listeners")
+    mailboxes: list[str] = fact("placement, accounts file", "the live member's users (their mailboxes); empty otherwise")
+    quota_default_bytes: int = fact("policies.quota.default", "quota of a mailbox without an override")
+    quota_overrides: dict[str, int] = fact("accounts file (quota column)", "this pair's users with their own quota")
+    quota_warning_percent: int = fact("policies.quota.warning_percent", "usage at which users are warned")
+    quota_warning_sender: str = fact("domains.mail", "From: of quota warnings (postmaster@ the mail domain)")
+    message_size_limit_bytes: int = fact("policies.message_size_limit", "the hubs' message size limit")
+    expunge_retention_days: int = fact("policies.delayed_expunge_days", "days expunged mail stays recoverable")
+    delete_retention_days: int = fact("policies.delayed_delete_days", "days deleted folders stay recoverable")
+
+
+# Rendered variable -> the model of its value, for the reference in docs/role-facts.md.
+ROLE_FACTS: dict[str, type[Facts]] = {
+    "hermes_common": CommonFacts,
+    "hermes_mta": MtaFacts,
+    "hermes_antivirus": Antivirus,
+    "hermes_saslauthd": SaslauthdFacts,
+    "hermes_cyrus": CyrusFacts,
+}
+
+
+def _fqdn(estate: Estate, host: str) -> str:
+    return f"{host}.{estate.domains.hosts}"
+
+
+def common_facts(loaded: LoadedEstate) -> CommonFacts:
+    estate = loaded.estate
+    return CommonFacts(
+        domain=estate.domains.hosts,
+        hosts=[
+            HostEntry(address=str(loaded.addresses[h.name]), names=[_fqdn(estate, h.name), h.name])
+            for h in sorted(estate.hosts, key=lambda h: h.name)
+        ],
+    )
+
+
+def mta_facts(loaded: LoadedEstate) -> MtaFacts:
+    estate = loaded.estate
+    policies = estate.policies
+    address = {name: str(a) for name, a in loaded.addresses.items()}
+    return MtaFacts(
+        mail_domain=estate.domains.mail,
+        managed_domains={
+            d.name: {local.lower(): list(targets) for local, targets in d.aliases.items()} for d in estate.domains.managed
+        },
+        lists_domain=estate.services.lists.domain,
+        lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
+        store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
+        relay_networks=[str(n) for n in estate.services.mx.relay_networks],
+        message_size_limit_bytes=int(policies.message_size_limit),
+        ports={name: SmtpListener(**port.model_dump(mode="json")) for name, port in policies.ports.smtp_ports().items()},
+        dnsbls=list(policies.spam.dnsbls),
+        spam_tag_threshold=policies.spam.spamassassin_threshold,
+        spam_reject_threshold=policies.spam.reject_threshold,
+        rate_limit=policies.outgoing_rate_limit.model_dump(),
+        queue_interval=policies.queue_interval,
+    )
+
+
+def hub_saslauthd_facts(loaded: LoadedEstate) -> SaslauthdFacts:
+    """A hub checks every account's password (SMTP AUTH)."""
+    return SaslauthdFacts(mechanism=SASLAUTHD_MECHANISM, accounts=sorted(loaded.accounts))
+
+
+def store_saslauthd_facts(users: tuple[str, ...]) -> SaslauthdFacts:
+    """Both members of a pair hold its users' passwords, so a spare is ready for a switchover."""
+    return SaslauthdFacts(mechanism=SASLAUTHD_MECHANISM, accounts=list(users))
+
+
+def cyrus_facts(loaded: LoadedEstate, host: str, users: Mapping[str, tuple[str, ...]]) -> CyrusFacts | None:
+    """The cyrus_store role's view of ``host``, or None when it runs no Cyrus."""
+    estate = loaded.estate
+    role = store_role(estate, host)
+    if role is None:
+        return None
+    policies = estate.policies
+    address = {name: str(a) for name, a in loaded.addresses.items()}
+    pair = pair_of(estate, host)
+    pair_users = users.get(pair.name, ()) if pair is not None else ()
+    storage = estate.host(host).storage
+    assert storage is not None  # invariants: store and backup hosts describe their storage
+    return CyrusFacts(
+        role=role,
+        servername=_fqdn(estate, host),
+        data_mount=storage.mount,
+        partitions=partitions(estate, host),
+        replication_channels=[ReplicationChannel(name=c.name, host=address[c.target]) for c in channels(pair) if c.source == host]
+        if pair is not None
+        else [],
+        sync_clients=[address[h] for h in sync_sources(estate, host)],
+        lmtp_clients=sorted(address[h] for h in estate.services.mx.hosts),
+        listeners=[
+            Listener(name=name, protocol=name[:4], port=port.port, tls=str(port.tls))
+            for name, port in sorted(policies.ports.mailbox_ports().items())
+            if port.enabled
+        ],
+        mailboxes=list(pair_users) if role is StoreRole.LIVE else [],
+        quota_default_bytes=int(policies.quota.default),
+        quota_overrides={u: q for u in pair_users if (q := loaded.accounts.get(u)) is not None},
+        quota_warning_percent=policies.quota.warning_percent,
+        quota_warning_sender=f"postmaster@{estate.domains.mail}",
+        message_size_limit_bytes=int(policies.message_size_limit),
+        expunge_retention_days=policies.delayed_expunge_days,
+        delete_retention_days=policies.delayed_delete_days,
+    )
