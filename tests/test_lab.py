@@ -1,4 +1,7 @@
-"""The lab for real: containers up (twice), reachable, deployed with site.yml, and gone after down.
+"""The lab for real: containers up (twice), reachable, deployed, and gone after down.
+
+The estate is kept outside the checkout, as a user keeps theirs (<dir>/estates/labtest.yml):
+it renders to <dir>/rendered/labtest/ by the documented rule and deploys from there.
 
 Needs root, podman and the base image (scripts/test.sh provides them); marked `lab`.
 """
@@ -6,6 +9,8 @@ Needs root, podman and the base image (scripts/test.sh provides them); marked `l
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +23,32 @@ from hermes.lab.containers import LABEL
 from hermes.lab.image import podman_env
 
 pytestmark = pytest.mark.lab
-ESTATE = Path(__file__).parent / "data" / "labtest.yml"
+SOURCE = Path(__file__).parent / "data" / "labtest.yml"
 HOSTS = {"lt-hub", "lt-store-a", "lt-store-b"}
 runner = CliRunner()
 
 
-def hermesctl(*args: str) -> str:
-    result = runner.invoke(app, [*args, "--estate", str(ESTATE)])
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """labtest.yml and its accounts in an estate repository of their own, outside the checkout."""
+    home = tmp_path_factory.mktemp("estate repository")
+    (home / "estates").mkdir()
+    for source in (SOURCE, SOURCE.with_suffix(".accounts")):
+        shutil.copy(source, home / "estates" / source.name)
+    return home / "estates" / SOURCE.name
+
+
+def hermesctl(estate: Path, *args: str) -> str:
+    result = runner.invoke(app, [*args, "--estate", str(estate)])
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def _changed(deploy_output: str) -> int:
+    """The count in deploy's summary line: "<playbook> on <estate>: successful, <n> changed; ..."."""
+    match = re.search(r": successful, (\d+) changed;", deploy_output)
+    assert match, deploy_output
+    return int(match.group(1))
 
 
 def podman(*args: str) -> str:
@@ -34,20 +56,20 @@ def podman(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("labtest") / "inventory"
-    hermesctl("render", "--output", str(out))
-    hermesctl("lab", "up")
-    yield out
-    hermesctl("lab", "down")
+def rendered(estate: Path) -> Iterator[Path]:
+    """The estate rendered where the rule puts it (<home>/rendered/<name>), and its lab up."""
+    assert "rendered/labtest: " in hermesctl(estate, "render")
+    hermesctl(estate, "lab", "up")
+    yield estate.parent.parent / "rendered" / "labtest"
+    hermesctl(estate, "lab", "down")
 
 
-def test_up_twice_changes_nothing(rendered: Path) -> None:
-    assert "3 hosts up, 0 changes" in hermesctl("lab", "up")
+def test_up_twice_changes_nothing(estate: Path, rendered: Path) -> None:
+    assert "3 hosts up, 0 changes" in hermesctl(estate, "lab", "up")
 
 
-def test_status_shows_every_host_running(rendered: Path) -> None:
-    output = hermesctl("lab", "status")
+def test_status_shows_every_host_running(estate: Path, rendered: Path) -> None:
+    output = hermesctl(estate, "lab", "status")
     for host in HOSTS:
         assert host in output
     assert output.count("running") == 2 * len(HOSTS)
@@ -61,11 +83,15 @@ def test_containers_have_the_estates_addresses(rendered: Path) -> None:
         assert f"hermes_address: {address}\n" in expected
 
 
-def test_deploy_applies_common_and_is_idempotent(rendered: Path) -> None:
-    first = hermesctl("deploy", "--lab", "--playbook", "common.yml", "--output", str(rendered))
-    assert "successful" in first
-    second = hermesctl("deploy", "--lab", "--playbook", "common.yml", "--output", str(rendered))
-    assert "successful, 0 changed" in second
+def test_deploy_from_outside_the_checkout_is_idempotent(estate: Path, rendered: Path) -> None:
+    # hermesctl() has checked both runs succeeded (a failed run exits 4); what is left to
+    # prove is that the first run changed the fresh hosts and the second changed nothing,
+    # and that the run's record went to the estate's own home.
+    first = hermesctl(estate, "deploy", "--lab", "--playbook", "common.yml")
+    assert _changed(first) > 0, first
+    second = hermesctl(estate, "deploy", "--lab", "--playbook", "common.yml")
+    assert _changed(second) == 0, second
+    assert list((estate.parent.parent / ".hermes" / "labtest" / "runs" / "common" / "artifacts").iterdir())
     hosts = podman("exec", "lt-hub", "getent", "hosts", "lt-store-b.labtest.test")
     assert (
         hosts.split()[0]
@@ -73,8 +99,8 @@ def test_deploy_applies_common_and_is_idempotent(rendered: Path) -> None:
     )
 
 
-def test_down_leaves_nothing_behind(rendered: Path) -> None:
-    hermesctl("lab", "down")
+def test_down_leaves_nothing_behind(estate: Path, rendered: Path) -> None:
+    hermesctl(estate, "lab", "down")
     assert podman("ps", "--all", f"--filter=label={LABEL}=labtest", "--format={{.Names}}").strip() == ""
     assert "hermes-labtest" not in podman("network", "ls", "--format={{.Name}}").split()
-    assert "0 removed" in hermesctl("lab", "down")
+    assert "0 removed" in hermesctl(estate, "lab", "down")

@@ -7,6 +7,7 @@ as one line per problem and an exit code, never as a traceback.
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -14,9 +15,9 @@ from typing import Annotated
 import typer
 
 from hermes.console import EstateOption, err, out, reporting
-from hermes.errors import StaleRenderError
+from hermes.errors import StaleRenderError, UsageError
 from hermes.loader import LoadedEstate, load_estate
-from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_label, rendered_dir
+from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
 from hermes.render import render_inventory
 from hermes.rendered import changed_files, diff, write_tree
 from hermes.store.cli import store_app
@@ -30,13 +31,15 @@ app = typer.Typer(
 
 OutputOption = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Rendered inventory directory [default: inventory/rendered/<estate>].", file_okay=False),
+    typer.Option(
+        "--output", "-o", help="Rendered inventory directory (default: <estate home>/rendered/<estate>).", file_okay=False
+    ),
 ]
 
 
 def _render(estate: Path, output: Path | None) -> tuple[LoadedEstate, Path, dict[str, str]]:
     loaded = load_estate(estate)
-    target = output if output is not None else rendered_dir(loaded.estate.name)
+    target = output if output is not None else rendered_dir(loaded.estate.name, estate_home(estate.resolve()))
     return loaded, target, render_inventory(loaded, estate_label(estate))
 
 
@@ -199,32 +202,86 @@ def deploy(
     playbook: Annotated[str, typer.Option(help="Playbook under playbooks/.")] = "site.yml",
     limit: Annotated[str | None, typer.Option(help="Only these hosts or groups (Ansible pattern).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Report what would change; change nothing.")] = False,
+    vault: Annotated[
+        Path | None,
+        typer.Option(
+            help="A real estate's ansible-vault file (required without --lab).", exists=True, dir_okay=False, resolve_path=True
+        ),
+    ] = None,
+    vault_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The vault's password file (default: ask for the password).", exists=True, dir_okay=False, resolve_path=True
+        ),
+    ] = None,
+    certificates: Annotated[
+        Path | None,
+        typer.Option(
+            help="A real estate's certificate directory: ca.crt, hosts/<host>.crt, hosts/<host>.key (required without --lab).",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
+    ssh_user: Annotated[str | None, typer.Option(help="The SSH login on a real estate's hosts (default: Ansible's).")] = None,
 ) -> None:
-    """Render the estate, then run a playbook (default site.yml) against its inventory."""
-    from hermes.lab.image import podman_env
+    """Render the estate, then run a playbook (default site.yml) against its inventory: on its
+    real hosts over SSH, or with --lab on the local lab's containers."""
+    from hermes.deploy import DeployEstate, DeployOptions, LabTarget, PromptedPassword, SiteTarget, Target, runner_call
     from hermes.lab.vault import ensure_lab_vault
-    from hermes.runner import PlaybookRun, run_playbook
+    from hermes.runner import run_playbook
 
     with reporting():
-        loaded, target, files = _render(estate, output)
-        if changed_files(target, files):
-            raise StaleRenderError(f"{target} is stale: run hermesctl render --estate {estate} and review the diff first")
-        vault_file, vault_password = ensure_lab_vault(LAB_STATE / loaded.estate.name, loaded.accounts) if lab else (None, None)
-        run = PlaybookRun(
-            playbook=PROJECT_ROOT / "playbooks" / playbook,
-            inventories=[target],
-            extra_vars_files=[PROJECT_ROOT / "inventory" / "lab-connection.yml", vault_file] if vault_file else [],
-            vault_password_file=vault_password,
-            limit=limit,
-            check=check,
-            envvars={"CONTAINERS_CONF": podman_env()["CONTAINERS_CONF"]} if lab else None,
+        if not (PROJECT_ROOT / "playbooks" / playbook).is_file():
+            raise UsageError(f"--playbook: no playbooks/{playbook}")
+        site = _site_paths(lab, vault, vault_password_file, certificates, ssh_user)
+        loaded, inventory, files = _render(estate, output)
+        if changed_files(inventory, files):
+            raise StaleRenderError(f"{inventory} is stale: run hermesctl render --estate {estate} and review the diff first")
+        name = loaded.estate.name
+        target: Target
+        if site is None:
+            target = LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts))
+        else:
+            # Asked only now, once the deployment can go ahead; typed input is never echoed.
+            password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True))
+            target = SiteTarget(site[0], password, site[1], ssh_user)
+        call = runner_call(
+            # Absolute: ansible-playbook runs in the checkout, not in the caller's directory.
+            DeployEstate(name, inventory.resolve(), runs_dir(name, estate_home(estate.resolve()))),
+            target,
+            DeployOptions(playbook, limit, check),
+            path=os.environ.get("PATH", ""),
         )
-        with err.status(f"deploying {loaded.estate.name} with {playbook}") as spinner:
-            result = run_playbook(run, lambda host, task: spinner.update(f"{host}: {task}"))
-        out.print(
-            f"{playbook} on {loaded.estate.name}: {result.status}, {result.changed} changed; record in {result.artifacts}",
-            markup=False,
+        with err.status(f"deploying {name} with {playbook}") as spinner:
+            result = run_playbook(call, lambda host, task: spinner.update(f"{host}: {task}"))
+        out.print(f"{playbook} on {name}: {result.status}, {result.changed} changed; record in {result.artifacts}", markup=False)
+
+
+def _site_paths(
+    lab: bool, vault: Path | None, vault_password_file: Path | None, certificates: Path | None, ssh_user: str | None
+) -> tuple[Path, Path] | None:
+    """(vault, certificate directory) for a real estate, None for the lab; a mistake is a UsageError."""
+    site_options = {
+        "--vault": vault,
+        "--vault-password-file": vault_password_file,
+        "--certificates": certificates,
+        "--ssh-user": ssh_user,
+    }
+    if lab:
+        given = [name for name, value in site_options.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for a real estate; --lab uses the lab's own vault and CA")
+        return None
+    if vault is None or certificates is None:
+        missing = [name for name in ("--vault", "--certificates") if site_options[name] is None]
+        raise UsageError(
+            f"{' and '.join(missing)} required without --lab: a real estate is deployed with its vault and certificate directory"
         )
+    for needed in (certificates / "ca.crt", certificates / "hosts"):
+        if not needed.exists():
+            raise UsageError(f"--certificates: {certificates} has no {needed.name}")
+    return vault, certificates
 
 
 def main() -> None:
