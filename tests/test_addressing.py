@@ -37,10 +37,17 @@ def test_no_reuse_and_reserved_addresses_excluded() -> None:
 
 
 def test_pinned_addresses_are_kept_and_avoided() -> None:
-    addresses, problems = allocate_addresses([NET], _hosts(*(f"h{i}" for i in range(12)), pinned={"h3": "10.0.0.9"}))
+    pin = netaddr.IPAddress("10.0.0.9")
+    names = [f"h{i}" for i in range(12)]
+    # The control: unpinned, h3 gets another address and another host gets the pin's, so
+    # the assertions below see the pin at work, not a coincidence.
+    unpinned, _ = allocate_addresses([NET], _hosts(*names))
+    assert unpinned["h3"] != pin
+    assert pin in {a for name, a in unpinned.items() if name != "h3"}
+    addresses, problems = allocate_addresses([NET], _hosts(*names, pinned={"h3": str(pin)}))
     assert problems == []
-    assert addresses["h3"] == netaddr.IPAddress("10.0.0.9")
-    assert sum(1 for a in addresses.values() if a == netaddr.IPAddress("10.0.0.9")) == 1
+    assert addresses["h3"] == pin
+    assert [name for name, a in addresses.items() if a == pin] == ["h3"]
 
 
 def test_adding_a_host_moves_few_others() -> None:

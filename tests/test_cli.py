@@ -39,7 +39,8 @@ def test_validate_bad_estate_lists_every_problem(write_estate: WriteEstate) -> N
     assert "  services.mx.extra: unknown field" in output
     estate = write_estate({"hosts[0].site": "elsewhere", "hosts[1].network": "dmz"})
     code, output = _run("validate", "--estate", str(estate))
-    assert (code, "2 problems") == (2, output.split("(")[1].split(")")[0])
+    assert code == 2
+    assert "is not a valid estate (2 problems):" in output
     assert "  hosts[0].site: site 'elsewhere' is not defined in sites" in output
 
 
@@ -70,7 +71,8 @@ def test_render_check_passes_then_fails_after_an_edit(tmp_path: Path) -> None:
     estate = estates / "lab.yml"
     assert _run("render", "-e", str(estate), "-o", str(out))[0] == 0
     code, output = _run("render", "--check", "-e", str(estate), "-o", str(out))
-    assert (code, "is up to date") == (0, output.split(" ", 1)[1][: len("is up to date")])
+    assert code == 0
+    assert f"{out} is up to date" in output
     estate.write_text(estate.read_text().replace("queue_interval: 1m", "queue_interval: 2m"))
     code, output = _run("render", "--check", "-e", str(estate), "-o", str(out))
     assert code == 1

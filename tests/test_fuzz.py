@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -71,9 +72,27 @@ def test_mutated_lab_estate(tmp_path: Path, edits: list[tuple[str, Any]]) -> Non
         assert all(p.message for p in error.problems)
 
 
-def test_yaml_alias_cycles_and_duplicates() -> None:
-    for text in ("&a [*a]", "a: 1\na: 2\n", "? [1]\n: x\n", "name: lab\n" * 2, "\x00", "!!python/object:os.system {}"):
-        try:
-            parse_estate(text, "x.yml")
-        except EstateError as error:
-            assert error.problems
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("&a [*a]", "must be a YAML mapping"),
+        ("a: &a {b: *a}\n", "recursive node"),
+        ("a: 1\na: 2\n", "duplicate key 'a'"),
+        ("? [1]\n: x\n", "a mapping key must be a scalar"),
+        ("name: lab\n" * 2, "duplicate key 'name'"),
+        ("\x00", "unacceptable character"),
+        ("!!python/object:os.system {}", "could not determine a constructor"),
+        ("[" * 3000, "nesting depth"),
+    ],
+    ids=["alias-cycle", "recursive-mapping", "duplicate-key", "complex-key", "duplicate-name", "nul", "python-tag", "deep"],
+)
+def test_yaml_alias_cycles_and_duplicates_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(EstateError) as raised:
+        parse_estate(text, "x.yml")
+    assert any(reason in p.message for p in raised.value.problems), [str(p) for p in raised.value.problems]
+
+
+def test_the_unmutated_lab_estate_loads() -> None:
+    # The control for the tests above: the loader refuses bad input, not all input.
+    assert parse_estate(LAB.read_text(), "lab.yml").name == "lab"
+    assert load_estate(LAB).estate.name == "lab"

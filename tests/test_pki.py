@@ -24,10 +24,14 @@ def test_host_certificate_is_signed_by_the_ca_for_its_service_names(tmp_path: Pa
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(sans.get_values_for_type(x509.DNSName)) == set(names)
     assert oct((tmp_path / "hosts" / "ppsw-1.key").stat().st_mode & 0o777) == "0o600"
-    # A second call keeps what exists.
+    # A second call keeps what exists (the control: a missing certificate is issued anew,
+    # with a new key, so the comparison would see a reissue).
     before = cert_path.read_bytes()
     ensure_host_certificate(tmp_path, "ppsw-1", names, ["10.251.0.52"])
     assert cert_path.read_bytes() == before
+    cert_path.unlink()
+    ensure_host_certificate(tmp_path, "ppsw-1", names, ["10.251.0.52"])
+    assert cert_path.read_bytes() != before
 
 
 def test_store_names_cover_its_letters() -> None:
