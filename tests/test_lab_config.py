@@ -1,38 +1,52 @@
-"""Molecule platforms start exactly like the Python lab's containers."""
+"""Every molecule scenario is an estate, started by the lab's own code (hermesctl lab up).
+
+Platforms carry no container options: .config/molecule/config.yml's create runs `lab up`, so a
+scenario's hosts start exactly as the lab's do. Estates and their networks must be distinct,
+because `lab down` removes whatever carries an estate's name.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from hermes.lab.image import podman_run_args
+from hermes.loader import load_estate
 from hermes.paths import PROJECT_ROOT
 
-CACHE = "${HERMES_LAB_CACHE:-/var/cache/hermes-lab}"
-SCENARIOS = sorted((PROJECT_ROOT / "molecule").glob("*/molecule.yml"))
+SCENARIOS = sorted(p.parent for p in (PROJECT_ROOT / "molecule").glob("*/molecule.yml"))
+ESTATES = [*sorted((PROJECT_ROOT / "inventory" / "estates").glob("*.yml")), PROJECT_ROOT / "tests" / "data" / "labtest.yml"]
 
 
-def _as_run_args(platform: dict[str, Any]) -> set[str]:
-    args = set(platform.get("extra_opts", []))
-    args |= {f"--volume={volume}" for volume in platform.get("volumes", [])}
-    if platform.get("systemd") == "always":
-        args.add("--systemd=always")
-    return args
+def _estate(scenario: Path) -> Path:
+    return scenario / "estate" / f"{scenario.name}.yml"
 
 
-def _platforms(path: Path) -> list[dict[str, Any]]:
-    return list(yaml.safe_load(path.read_text()).get("platforms", []))
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_scenario_platforms_are_hosts_of_its_estate(scenario: Path) -> None:
+    loaded = load_estate(_estate(scenario))
+    assert loaded.estate.name == scenario.name
+    platforms = yaml.safe_load((scenario / "molecule.yml").read_text())["platforms"]
+    assert platforms and all(set(p) == {"name"} for p in platforms), "platforms name hosts; lab up starts them"
+    assert {p["name"] for p in platforms} <= {h.name for h in loaded.estate.hosts}
 
 
-@pytest.mark.parametrize(
-    "platform",
-    [p for path in [PROJECT_ROOT / ".config" / "molecule" / "config.yml", *SCENARIOS] for p in _platforms(path)],
-    ids=lambda p: p["name"],
-)
-def test_molecule_platform_matches_the_lab(platform: dict[str, Any]) -> None:
-    assert _as_run_args(platform) == set(podman_run_args(cache=Path(CACHE)))
-    assert platform["command"] == "/sbin/init"
-    assert platform["image"].startswith("${HERMES_BASE_IMAGE")
+def test_shared_config_creates_and_destroys_with_the_lab() -> None:
+    config = yaml.safe_load((PROJECT_ROOT / ".config" / "molecule" / "config.yml").read_text())
+    assert "platforms" not in config
+    assert config["ansible"]["playbooks"] == {"create": "../shared/create.yml", "destroy": "../shared/destroy.yml"}
+    for playbook in ("create", "destroy"):
+        text = (PROJECT_ROOT / "molecule" / "shared" / f"{playbook}.yml").read_text()
+        assert f"lab, {'up' if playbook == 'create' else 'down'}, --estate" in text
+    for scenario in SCENARIOS:
+        assert not (scenario / "create.yml").exists() and not (scenario / "destroy.yml").exists(), scenario.name
+
+
+def test_estates_and_networks_are_distinct() -> None:
+    loaded = [load_estate(path) for path in [*ESTATES, *map(_estate, SCENARIOS)]]
+    names = [e.estate.name for e in loaded]
+    assert len(names) == len(set(names)), names
+    subnets = [n.subnet for e in loaded if e.estate.name != "hermes-2007" for n in e.estate.networks]
+    overlapping = [(a, b) for i, a in enumerate(subnets) for b in subnets[i + 1 :] if a in b or b in a]
+    assert overlapping == []

@@ -1,7 +1,7 @@
-"""Behaviour of the common role on two hosts sharing one network.
+"""Behaviour of the common role on every host of the scenario's estate.
 
-Expected values come from the scenario's inventory (molecule.yml), read through Ansible,
-so the tests and the scenario cannot drift apart. One test per behaviour.
+Expected values come from the rendered estate and the scenario's inventory (molecule.yml),
+read through Ansible, so the tests and the scenario cannot drift apart. One test per behaviour.
 
 Commands go straight through testinfra's podman backend: its ansible backend has no
 mapping for Ansible's podman connection and would run every command as an Ansible
@@ -20,12 +20,14 @@ import pytest
 import testinfra
 import testinfra.utils.ansible_runner
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PKI = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
-MANAGED = "Managed by hermes (Ansible); local edits will be overwritten"
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+PKI = EPHEMERAL / "pki"
+LAB_PKI = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "pki"
 
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
-HOSTS = RUNNER.get_hosts("all")
+# The platforms and the scenario's variables; the rendered estate (what a deploy is given).
+MOLECULE = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(EPHEMERAL / "rendered"))
+HOSTS = MOLECULE.get_hosts("all")
 testinfra_hosts = [f"podman://{name}" for name in HOSTS]
 
 
@@ -34,11 +36,11 @@ def _name(host: Any) -> str:
 
 
 def _vars(host: Any) -> dict[str, Any]:
-    return RUNNER.get_variables(_name(host))
+    return {**MOLECULE.get_variables(_name(host)), **RENDERED.get_variables(_name(host))}
 
 
 def _in_container(host: Any) -> bool:
-    return host.run("systemd-detect-virt --container").rc == 0
+    return bool(host.run("systemd-detect-virt --container").rc == 0)
 
 
 def _unit(host: Any, unit: str) -> dict[str, str]:
@@ -47,7 +49,7 @@ def _unit(host: Any, unit: str) -> dict[str, str]:
 
 
 def _journal(host: Any, unit: str) -> str:
-    return host.run(f"journalctl --no-pager --lines=30 --unit={unit}").stdout
+    return str(host.run(f"journalctl --no-pager --lines=30 --unit={unit}").stdout)
 
 
 def _other_hosts(host: Any) -> list[str]:
@@ -57,17 +59,17 @@ def _other_hosts(host: Any) -> list[str]:
 def _address(name: str) -> str:
     other = testinfra.get_host(f"podman://{name}")
     out = other.check_output("ip -4 -o addr show scope global")
-    return out.split()[3].split("/")[0]
+    return str(out.split()[3].split("/")[0])
 
 
 def _gateway(host: Any) -> str:
-    return host.check_output("ip -4 route show default").split()[2]
+    return str(host.check_output("ip -4 route show default").split()[2])
 
 
 def test_hostname(host: Any) -> None:
     v = _vars(host)
     name = _name(host)
-    fqdn = f"{name}.{v['common_domain']}"
+    fqdn = f"{name}.{v['hermes_common']['domain']}"
     assert host.check_output("hostname") == name
     assert host.file("/etc/hostname").content_string.strip() == name
     assert host.check_output("hostname --fqdn") == fqdn
@@ -76,12 +78,12 @@ def test_hostname(host: Any) -> None:
 def test_hosts_file_resolves_the_other_hosts(host: Any) -> None:
     v = _vars(host)
     hosts = host.file("/etc/hosts")
-    assert MANAGED in hosts.content_string
+    assert v["ansible_managed"] in hosts.content_string
     others = _other_hosts(host)
     assert others, "the scenario needs at least two platforms"
     for name in others:
         # The FQDN is in no DNS: only the role's /etc/hosts can answer it.
-        answer = host.check_output(f"getent ahostsv4 {name}.{v['common_domain']}")
+        answer = host.check_output(f"getent ahostsv4 {name}.{v['hermes_common']['domain']}")
         assert answer.split()[0] == _address(name), answer
 
 
@@ -141,9 +143,10 @@ def test_syslog(host: Any) -> None:
 
 def test_ca_trusted(host: Any) -> None:
     bundle = "/etc/ssl/certs/ca-certificates.crt"
-    trusted = (PKI / "leaf-hermes-test-ca.pem").read_text()
+    # The lab CA (the deploy target's) signed every host's certificate.
+    trusted = (LAB_PKI / "hosts" / f"{_name(host)}.crt").read_text()
     untrusted = (PKI / "leaf-untrusted-ca.pem").read_text()
-    assert host.file("/usr/local/share/ca-certificates/hermes/hermes-test-ca.crt").exists
+    assert host.file("/usr/local/share/ca-certificates/hermes/ca.crt").exists
     ok = host.run(f"printf '%s' '{trusted}' | openssl verify -CAfile {bundle}")
     assert ok.rc == 0 and ": OK" in ok.stdout, ok.stdout + ok.stderr
     # Positive control: the same check refuses a leaf of a CA the host was not given.

@@ -5,8 +5,9 @@ address: an Internet host, neither a relay host nor listed in the DNSBL. Clients
 come from another address (a relay host, a listed host) run inside the peers. Mail is proven
 delivered by finding it in the peers' sinks (/var/lib/mail-sink/<sink>/<recipient>/).
 
-Expected values come from the scenario's inventory (molecule.yml), read through Ansible, so
-the tests and the scenario cannot drift apart. One test per behaviour; every refusal is
+Expected values come from the rendered estate (estate/mta.yml, what a deploy is given) and the
+scenario's inventory (molecule.yml: fixtures, the vault's throwaway values), read through
+Ansible, so the tests and the scenario cannot drift apart. One test per behaviour; every refusal is
 checked next to an acceptance in the same test, so no test passes against a dead server.
 """
 
@@ -22,6 +23,7 @@ import smtplib
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,10 @@ import pytest
 import testinfra
 import testinfra.utils.ansible_runner
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PKI = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+# The lab CA, which `hermesctl lab up` made and signed the hub's certificate with.
+CA = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".lab" / "pki" / "ca.crt"
+MOLECULE = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "rendered"))
 HUB = "mta-hub"
 testinfra_hosts = [f"podman://{HUB}"]
 
@@ -45,7 +48,8 @@ SPAMMY = "hermes-test-spammy-marker"
 
 @functools.cache
 def _vars() -> dict[str, Any]:
-    return dict(RUNNER.get_variables(HUB))
+    """The hub's variables: the scenario's, then the rendered estate's (as Ansible ranks them)."""
+    return {**MOLECULE.get_variables(HUB), **RENDERED.get_variables(HUB)}
 
 
 def _address(name: str) -> str:
@@ -65,11 +69,12 @@ def _outside() -> str:
 
 
 def _password(user: str) -> str:
-    return str(_vars()["hermes_user_passwords"][user])
+    return str(_vars()["vault_hermes_user_passwords"][user])
 
 
 def _policy(name: str) -> Any:
-    return _vars()["hermes_policies"][name]
+    """A field of the hub's role facts (hermes_mta)."""
+    return _vars()["hermes_mta"][name]
 
 
 def _port(name: str) -> int:
@@ -91,7 +96,7 @@ def _peer(name: str) -> Any:
 
 def _tls(minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> ssl.SSLContext:
     """Verifies the hub's certificate against the scenario's CA (and its name: the address)."""
-    context = ssl.create_default_context(cafile=str(PKI / "ca.pem"))
+    context = ssl.create_default_context(cafile=str(CA))
     context.minimum_version = minimum
     return context
 
@@ -267,7 +272,7 @@ def test_managed_domain_aliases_and_lists(host: Any) -> None:
     client.quit()
     _arrived(_store_of("alice"), "lmtp-2003", f"alice@{_domain()}", token)
     _arrived(_store_of("bob"), "lmtp-2003", f"bob@{_domain()}", token)
-    lists_host = _vars()["hermes_services"]["lists"][0]
+    lists_host = RENDERED.get_hosts("lists")[0]
     _arrived(lists_host, "lmtp-8024", "cs-unix-support@lists.hermes.test", token)
     _arrived(lists_host, "lmtp-8024", "announce@lists.hermes.test", token)
 
@@ -363,7 +368,11 @@ def test_auth_offered_only_after_starttls(host: Any, name: str) -> None:
 
 def test_submission_requires_auth(host: Any) -> None:
     local = f"bob@{_domain()}"
-    for connect in (lambda: _connect(_port("submission"), starttls=True), _connect_tls_on_connect):
+    connects: tuple[Callable[[], smtplib.SMTP], ...] = (
+        lambda: _connect(_port("submission"), starttls=True),
+        _connect_tls_on_connect,
+    )
+    for connect in connects:
         client = connect()
         assert client.mail(f"alice@{_domain()}")[0] == 250
         code, text = _rcpt(client, local)
@@ -388,7 +397,7 @@ def test_tls_versions(host: Any) -> None:
         client.quit()
     # TLS 1.1: the client offers it (OpenSSL's security level lowered), the hub refuses.
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    old.load_verify_locations(cafile=str(PKI / "ca.pem"))
+    old.load_verify_locations(cafile=str(CA))
     old.set_ciphers("DEFAULT:@SECLEVEL=0")
     old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
     client = smtplib.SMTP(_hub(), _port("smtp"), timeout=60)
@@ -446,7 +455,7 @@ def test_dnsbl_listed_client_refused(host: Any) -> None:
 
 
 def test_outgoing_rate_limit_per_authenticated_user(host: Any) -> None:
-    limit = int(_policy("outgoing_rate_limit")["messages"])
+    limit = int(_policy("rate_limit")["messages"])
     # Start from a clean slate: the rates live in Exim's hints database.
     host.check_output("rm -f /var/spool/exim4/db/ratelimit /var/spool/exim4/db/ratelimit.lockfile")
 

@@ -1,7 +1,8 @@
 """Helpers of the store scenario's tests: the scenario's facts, IMAP/POP over TLS from the
 controller, LMTP from inside a container, and the consistency check of hermes.store.
 
-Expected values come from the scenario's inventory (molecule.yml) read through Ansible,
+Expected values come from the rendered estate (estate/store.yml, what a deploy is given) and
+the scenario's inventory (molecule.yml, the vault's throwaway values), read through Ansible,
 so the tests and the scenario cannot drift apart.
 """
 
@@ -31,23 +32,36 @@ if str(PROJECT / "orchestrator") not in sys.path:
 from hermes.store import PairSpec, PairStatus, PodmanRunner, check_pairs, snapshot  # noqa: E402
 from hermes.store.examine import HostSnapshot  # noqa: E402
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-CA = EPHEMERAL / "pki" / "ca.crt"
-ESTATE = Path(__file__).resolve().parent.parent / "estate" / "storetest.yml"
-MANAGED = "Managed by hermes (Ansible); local edits will be overwritten"
+# The lab CA, which `hermesctl lab up` made and signed every host's certificate with.
+CA = PROJECT / ".lab" / "pki" / "ca.crt"
+ESTATE = Path(__file__).resolve().parent.parent / "estate" / "store.yml"
 
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+MOLECULE = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(EPHEMERAL / "rendered"))
 MASTER, REPLICA, BACKUP, MX = "store-master", "store-replica", "store-backup", "store-mx"
-VARS: dict[str, Any] = RUNNER.get_variables(MASTER)
+
+
+def facts(name: str) -> dict[str, Any]:
+    """A host's variables: the scenario's, then the rendered estate's (as Ansible ranks them)."""
+    return {**MOLECULE.get_variables(name), **RENDERED.get_variables(name)}
+
+
+VARS: dict[str, Any] = facts(MASTER)
+CYRUS: dict[str, Any] = VARS["hermes_cyrus"]
+MANAGED = str(VARS["ansible_managed"])
 PAIR = VARS["hermes_store_pairs"]["s1"]
 USERS = sorted(u for u, p in VARS["hermes_placement"].items() if p == "s1")
-PASSWORDS: dict[str, str] = VARS["hermes_user_passwords"]
-ADMIN = ("cyrus", VARS["hermes_cyrus_admin_password"])
+PASSWORDS: dict[str, str] = VARS["vault_hermes_user_passwords"]
+ADMIN = ("cyrus", VARS["vault_hermes_cyrus_admin_password"])
 SPEC = PairSpec("s1", live=PAIR["live"], spare=PAIR["spare"], backup=PAIR["backup"], owners=frozenset(USERS))
 CYRUS_BIN = "/usr/lib/cyrus/bin"
-# What the scenario leaves at the role's defaults (ports, the size margin).
+# What the scenario leaves at the role's defaults (ports, the size margin), and the LMTP port
+# the role publishes for the hubs.
 DEFAULTS: dict[str, Any] = yaml.safe_load((PROJECT / "roles" / "cyrus_store" / "defaults" / "main.yml").read_text())
+LMTP_PORT = int(
+    yaml.safe_load((PROJECT / "roles" / "cyrus_store" / "vars" / "main" / "published.yml").read_text())["cyrus_store_lmtp_port"]
+)
 
 
 def address(name: str) -> str:
@@ -60,7 +74,7 @@ def host(name: str) -> Any:
 
 def journal(name: str, since: str = "-10min") -> str:
     """The host's recent journal (``since``: anything journalctl takes, e.g. @<epoch>)."""
-    return host(name).run(f"journalctl --no-pager --since={shlex.quote(since)} --lines=300").stdout
+    return str(host(name).run(f"journalctl --no-pager --since={shlex.quote(since)} --lines=300").stdout)
 
 
 def tls_context() -> ssl.SSLContext:
@@ -99,7 +113,7 @@ def lmtp_send(sender: str, rcpt: str, *, count: int = 1, size: int = 0, subject:
         [
             "lmtp-send",
             address(MASTER),
-            str(DEFAULTS["cyrus_store_lmtp_port"]),
+            str(LMTP_PORT),
             rcpt,
             "--count",
             str(count),

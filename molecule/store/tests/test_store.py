@@ -25,10 +25,12 @@ import pytest
 from storelib import (
     ADMIN,
     BACKUP,
+    CYRUS,
     CYRUS_BIN,
     DEFAULTS,
     EPHEMERAL,
     ESTATE,
+    LMTP_PORT,
     MANAGED,
     MASTER,
     MX,
@@ -54,7 +56,6 @@ from storelib import (
 )
 
 RECEIVERS = (REPLICA, BACKUP)
-POLICIES = VARS["hermes_policies"]
 
 
 def _listening(name: str) -> set[int]:
@@ -116,7 +117,7 @@ def test_configuration_is_checked_and_private() -> None:
         key = host(name).file("/etc/cyrus-store/tls/server.key")
         assert (key.user, key.group, key.mode) == ("root", "mail", 0o640)
     master = host(MASTER).file("/etc/imapd.conf").content_string
-    password = VARS["hermes_cyrus_replication_password"]
+    password = VARS["vault_hermes_cyrus_replication_password"]
     for channel, target in (("replica", REPLICA), ("backup", BACKUP)):
         assert f"{channel}_sync_host: {address(target)}\n" in master
         assert f"{channel}_sync_password: {password}\n" in master
@@ -165,9 +166,9 @@ def test_mailboxes_are_created_on_the_master_and_replicated() -> None:
 
 
 def test_quotas_come_from_the_model_in_kib() -> None:
-    default = POLICIES["quota_default_bytes"] // 1024
-    overrides = VARS["hermes_quota_overrides"]
-    expected = {u: overrides.get(u, POLICIES["quota_default_bytes"]) // 1024 for u in USERS}
+    default = CYRUS["quota_default_bytes"] // 1024
+    overrides = CYRUS["quota_overrides"]
+    expected = {u: overrides.get(u, CYRUS["quota_default_bytes"]) // 1024 for u in USERS}
     assert expected["alice"] == default and expected["bob"] == 100_000_000 // 1024
     for name in (MASTER, REPLICA, BACKUP):
         with admin(name) as connection:
@@ -189,7 +190,7 @@ def test_lmtp_only_from_the_mx() -> None:
     assert refused["results"] == [] and "SMTPServerDisconnected" in refused["error"], refused
     # So is the controller.
     with pytest.raises(smtplib.SMTPServerDisconnected):
-        smtplib.LMTP(address(MASTER), DEFAULTS["cyrus_store_lmtp_port"], timeout=10)
+        smtplib.LMTP(address(MASTER), LMTP_PORT, timeout=10)
     log = journal(MASTER, since=since)
     assert f"refused connection from {address(BACKUP)}" in log
     # The message from the MX arrived; nothing from the others.
@@ -204,7 +205,7 @@ def _banner(sender: str, target: str, port: int) -> str:
         f"import socket; s = socket.create_connection(({address(target)!r}, {port})); s.settimeout(5); "
         "print(s.recv(200).decode(errors='replace').strip() or 'closed')"
     )
-    return host(sender).check_output(f'python3 -c "{code}"')
+    return str(host(sender).check_output(f'python3 -c "{code}"'))
 
 
 def test_sync_server_only_from_the_pair() -> None:
@@ -232,7 +233,7 @@ def test_imap_and_pop_over_tls_on_the_master() -> None:
     ok(plain.login("alice", PASSWORDS["alice"]))
     plain.logout()
     # POP3S and POP3 with STLS.
-    pop = poplib.POP3_SSL(ip, 995, context=tls_context(), timeout=30)
+    pop: poplib.POP3 = poplib.POP3_SSL(ip, 995, context=tls_context(), timeout=30)
     pop.user("bob")
     assert pop.pass_(PASSWORDS["bob"]).startswith(b"+OK")
     pop.quit()
@@ -346,9 +347,9 @@ def _expire_event(name: str) -> str:
 
 
 def test_an_expunged_message_is_recovered() -> None:
-    days = POLICIES["delayed_expunge_days"]
+    days = CYRUS["expunge_retention_days"]
     expire = _expire_event(MASTER)
-    assert f"-X {days}d" in expire and f"-D {POLICIES['delayed_delete_days']}d" in expire
+    assert f"-X {days}d" in expire and f"-D {CYRUS['delete_retention_days']}d" in expire
     [message] = deliver("carol", subject="precious", tag="precious")
     wanted = message["message_id"]
     with user(MASTER, "carol") as connection:
@@ -399,7 +400,7 @@ def test_a_deleted_folder_is_recovered() -> None:
 
 
 def test_message_size_limit_matches_the_mta() -> None:
-    limit = POLICIES["message_size_limit_bytes"]
+    limit = CYRUS["message_size_limit_bytes"]
     margin = DEFAULTS["cyrus_store_message_size_margin_bytes"]
     assert f"maxmessagesize: {limit + margin}\n" in host(MASTER).file("/etc/imapd.conf").content_string
     fits = lmtp_send(MX, "bob", size=limit, tag="size-fits")
@@ -431,13 +432,13 @@ def _set_quota(kib: int) -> None:
 
 
 def test_over_quota_is_deferred_not_lost_and_warned_once_per_crossing() -> None:
-    kib = VARS["hermes_quota_overrides"]["quotauser"] // 1024
+    kib = CYRUS["quota_overrides"]["quotauser"] // 1024
     # Over the warning threshold (the model's percentage), under the quota.
-    deliver("quotauser", size=int(kib * 1024 * (POLICIES["quota_warning_percent"] + 1) / 100), tag="big")
+    deliver("quotauser", size=int(kib * 1024 * (CYRUS["quota_warning_percent"] + 1) / 100), tag="big")
     with admin(MASTER) as connection:
         quota = ok(connection.getquota("user.quotauser"))[0].decode()
     used = int(re.search(r"STORAGE (\d+) ", quota).group(1))  # type: ignore[union-attr]
-    assert POLICIES["quota_warning_percent"] <= used * 100 // kib < 100, quota
+    assert CYRUS["quota_warning_percent"] <= used * 100 // kib < 100, quota
     assert _warnings("quotauser") == []
     _run_quota_warnings()
     assert _warnings("quotauser") == [f"Your mailbox is {used * 100 // kib}% full"]
@@ -529,12 +530,12 @@ def test_replication_lag_of_a_burst_of_lmtp_deliveries() -> None:
         cuts = statistics.quantiles(lags, n=100, method="inclusive")
         figures[name] = {"p50": round(cuts[49], 3), "p99": round(cuts[98], 3), "max": round(max(lags), 3)}
     (EPHEMERAL / "replication-lag.json").write_text(json.dumps(figures, indent=2))
-    lags = "; ".join(
+    summary = "; ".join(
         f"{n}: p50 {f['p50']} s, p99 {f['p99']} s, max {f['max']} s" for n, f in figures.items() if isinstance(f, dict)
     )
     print(
         f"\nreplication lag, {BURST} LMTP messages of 2 kB in {figures['lmtp_seconds']} s "
-        f"({figures['lmtp_messages_per_second']}/s): {lags}"
+        f"({figures['lmtp_messages_per_second']}/s): {summary}"
     )
     for name in seen:
         assert figures[name]["p99"] < 30, figures
