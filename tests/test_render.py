@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hermes.loader import load_estate
 from hermes.paths import PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
-from hermes.render.yamlfile import dump, dump_token_mapping
+from hermes.render.yamlfile import _emitted, dump, dump_token_mapping
 from hermes.rendered import changed_files, write_tree
 
 ESTATES = sorted((PROJECT_ROOT / "inventory" / "estates").glob("*.yml"))
@@ -126,3 +128,33 @@ def test_ansible_inventory_accepts_the_render(estate: str, tmp_path: Path) -> No
     assert "mx" in inventory and "stores" in inventory
     hostvars = inventory["_meta"]["hostvars"]
     assert all("ansible_host" in hostvars[h] for h in hostvars)
+
+
+# The lab and every render case: each shape of rendered data (hermes-2007 only adds length).
+SMALL_ESTATES = [
+    PROJECT_ROOT / "inventory" / "estates" / "lab.yml",
+    *sorted((Path(__file__).parent / "data" / "render").glob("*/estate.yml")),
+]
+
+
+@pytest.mark.parametrize("estate", SMALL_ESTATES, ids=lambda p: p.parent.name if p.name == "estate.yml" else p.stem)
+def test_dump_writes_what_the_yaml_emitter_writes_for_every_rendered_file(estate: Path) -> None:
+    for name, text in render_inventory(load_estate(estate), "x.yml").items():
+        data = yaml.safe_load(text)
+        if name != "group_vars/all/placement.yml":  # dump_token_mapping's (tested above)
+            assert dump(data) == _emitted(data), name
+
+
+_KEYS = st.one_of(st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True), st.text(max_size=8))
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _KEYS, st.sampled_from(["yes", "null", "10.0.0.1"])
+)
+_DATA = st.recursive(
+    _SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=30
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _DATA, max_size=5))
+def test_dump_writes_what_the_yaml_emitter_writes_for_any_data(data: dict[str, object]) -> None:
+    assert dump(data) == _emitted(data)

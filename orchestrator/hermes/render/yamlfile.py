@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import yaml
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 # Tokens that YAML reads back as the same plain string (usernames, pair names).
-_PLAIN_TOKEN = re.compile(r"^[a-z][a-z0-9-]*$")
+_PLAIN_TOKEN = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _YAML_WORDS = frozenset({"yes", "no", "on", "off", "true", "false", "null"})  # what PyYAML resolves
 
 
@@ -23,15 +23,92 @@ def header(estate_file: str, purpose: str) -> str:
     )
 
 
-def dump(data: Any) -> str:
-    """Block-style YAML with sorted keys, so the same data always gives the same text."""
+def _emitted(data: Any) -> str:
+    """PyYAML's own emitter, with the options every rendered file uses."""
     return yaml.dump(data, Dumper=_Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=1000)
+
+
+def dump(data: Any) -> str:
+    """Block-style YAML with sorted keys, so the same data always gives the same text.
+
+    The text is what PyYAML's emitter writes (a test compares them), except that an object the
+    data holds twice is written out twice rather than as an anchor and an alias, which are
+    harder to read. Mappings, lists and plain tokens are written here directly, because the user lists of a large estate (every
+    account, per pair, per host) are most of what is rendered and the emitter is slow per
+    scalar. Anything else goes through the emitter, one scalar at a time.
+    """
+    if isinstance(data, dict) and data:
+        try:
+            return "".join(_mapping(data, ""))
+        except _NotInline:
+            pass
+    return _emitted(data)
+
+
+class _NotInline(Exception):
+    """A scalar the emitter writes over several lines, or a key it writes as a complex key."""
+
+
+def _mapping(data: Mapping[str, Any], pad: str) -> Iterator[str]:
+    for key in sorted(data):
+        value = data[key]
+        head = f"{pad}{_key(key)}:"
+        if isinstance(value, dict) and value:
+            yield head + "\n"
+            yield from _mapping(value, pad + "  ")
+        elif isinstance(value, list) and value:
+            yield head + "\n"
+            yield from _sequence(value, pad)
+        else:
+            yield f"{head} {_inline(value)}\n"
+
+
+def _sequence(items: list[Any], pad: str) -> Iterator[str]:
+    for item in items:
+        if isinstance(item, dict | list) and item:
+            # A nested block starts on the dash's line: its first line, less its indentation.
+            lines = list(_mapping(item, pad + "  ") if isinstance(item, dict) else _sequence(item, pad + "  "))
+            yield f"{pad}- {lines[0][len(pad) + 2 :]}"
+            yield from lines[1:]
+        else:
+            yield f"{pad}- {_inline(item)}\n"
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, str):
+        return _scalar(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if value is None:
+        return "null"
+    if value == {}:
+        return "{}"
+    if value == []:
+        return "[]"
+    return _one_line(_emitted(value).removesuffix("\n...\n").rstrip("\n"))
 
 
 def _scalar(token: str) -> str:
     if _PLAIN_TOKEN.match(token):
         return f"'{token}'" if token in _YAML_WORDS else token
-    return dump(token).removesuffix("\n...\n").rstrip("\n")
+    return _one_line(_emitted(token).removesuffix("\n...\n").rstrip("\n"))
+
+
+def _key(key: str) -> str:
+    if _PLAIN_TOKEN.match(key):
+        return _scalar(key)
+    text = _emitted({key: None})
+    if text.startswith("? ") or not text.endswith(": null\n"):
+        raise _NotInline(key)
+    return _one_line(text.removesuffix(": null\n"))
+
+
+def _one_line(text: str) -> str:
+    if "\n" in text:
+        raise _NotInline(text)
+    return text
 
 
 def dump_token_mapping(name: str, mapping: Mapping[str, str]) -> str:
