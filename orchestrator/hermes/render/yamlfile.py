@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -64,6 +65,9 @@ def _mapping(data: Mapping[str, Any], pad: str) -> Iterator[str]:
 
 
 def _sequence(items: list[Any], pad: str) -> Iterator[str]:
+    if all(isinstance(item, str) for item in items):  # the user lists: one line per item
+        yield "".join(f"{pad}- {_scalar(item)}\n" for item in items)
+        return
     for item in items:
         if isinstance(item, dict | list) and item:
             # A nested block starts on the dash's line: its first line, less its indentation.
@@ -93,7 +97,13 @@ def _inline(value: Any) -> str:
 def _scalar(token: str) -> str:
     if _PLAIN_TOKEN.match(token):
         return f"'{token}'" if token in _YAML_WORDS else token
-    return _one_line(_emitted(token).removesuffix("\n...\n").rstrip("\n"))
+    return _emitted_scalar(token)
+
+
+@functools.cache
+def _emitted_scalar(text: str) -> str:
+    """The emitter's text for one string; few distinct ones recur (record types, MX values)."""
+    return _one_line(_emitted(text).removesuffix("\n...\n").rstrip("\n"))
 
 
 def _key(key: str) -> str:
