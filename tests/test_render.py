@@ -158,3 +158,13 @@ _DATA = st.recursive(
 @given(st.dictionaries(_KEYS, _DATA, max_size=5))
 def test_dump_writes_what_the_yaml_emitter_writes_for_any_data(data: dict[str, object]) -> None:
     assert dump(data) == _emitted(data)
+
+
+def test_dump_keeps_anchors_for_what_the_data_holds_twice() -> None:
+    record = {"name": "@", "type": "MX", "value": "10 mx.example."}
+    shared = {"zones": {"a.example": [record], "b.example": [record]}, "users": ["alice", "bob"]}
+    assert dump(shared) == _emitted(shared)
+    assert "&id001" in dump(shared) and "*id001" in dump(shared)
+    # Control: equal but distinct objects are written out, with no anchor.
+    distinct = {"zones": {"a.example": [dict(record)], "b.example": [dict(record)]}, "users": ["alice", "bob"]}
+    assert dump(distinct) == _emitted(distinct) and "&id" not in dump(distinct)

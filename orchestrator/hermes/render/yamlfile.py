@@ -32,18 +32,32 @@ def _emitted(data: Any) -> str:
 def dump(data: Any) -> str:
     """Block-style YAML with sorted keys, so the same data always gives the same text.
 
-    The text is what PyYAML's emitter writes (a test compares them), except that an object the
-    data holds twice is written out twice rather than as an anchor and an alias, which are
-    harder to read. Mappings, lists and plain tokens are written here directly, because the user lists of a large estate (every
+    The text is what PyYAML's emitter writes (a test compares them). Mappings, lists and plain
+    tokens are written here directly, because the user lists of a large estate (every
     account, per pair, per host) are most of what is rendered and the emitter is slow per
-    scalar. Anything else goes through the emitter, one scalar at a time.
+    scalar. Anything else goes through the emitter, one scalar at a time; data that holds one
+    mapping or list in several places goes to the emitter whole, which writes it once, with an
+    anchor, and aliases to it (zone data: every domain's MX records are the same objects).
     """
-    if isinstance(data, dict) and data:
+    if isinstance(data, dict) and data and not _shares_containers(data):
         try:
             return "".join(_mapping(data, ""))
         except _NotInline:
             pass
     return _emitted(data)
+
+
+def _shares_containers(data: Any) -> bool:
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict | list):
+            if id(item) in seen:
+                return True
+            seen.add(id(item))
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return False
 
 
 class _NotInline(Exception):
