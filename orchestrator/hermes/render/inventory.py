@@ -108,11 +108,12 @@ def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
     estate = loaded.estate
     feeds = {(s.name, r.name): r.power_feed for s in estate.sites for r in s.racks}
     users = users_by_pair(loaded.placement)
+    address = {name: str(a) for name, a in loaded.addresses.items()}
     result = {}
     for host in estate.hosts:
         data: dict[str, Any] = {
-            "ansible_host": str(loaded.addresses[host.name]),
-            "hermes_address": str(loaded.addresses[host.name]),
+            "ansible_host": address[host.name],
+            "hermes_address": address[host.name],
             "hermes_fqdn": f"{host.name}.{estate.domains.hosts}",
             "hermes_network": host.network,
             "hermes_location": {"site": host.site, "rack": host.rack, "power_feed": feeds[(host.site, host.rack)]},
@@ -127,7 +128,7 @@ def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
                 "raw_bytes": host.storage.raw_bytes,
                 "usable_bytes": host.storage.usable_bytes,
             }
-        if (cyrus := cyrus_facts(loaded, host.name, users)) is not None:
+        if (cyrus := cyrus_facts(loaded, host.name, users, address)) is not None:
             data["hermes_cyrus"] = cyrus.rendered()
         if (pair := pair_of(estate, host.name)) is not None:
             data["hermes_store_pair"] = pair.name

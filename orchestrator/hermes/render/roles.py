@@ -193,14 +193,16 @@ def store_saslauthd_facts(users: tuple[str, ...]) -> SaslauthdFacts:
     return SaslauthdFacts(mechanism=SASLAUTHD_MECHANISM, accounts=list(users))
 
 
-def cyrus_facts(loaded: LoadedEstate, host: str, users: Mapping[str, tuple[str, ...]]) -> CyrusFacts | None:
-    """The cyrus_store role's view of ``host``, or None when it runs no Cyrus."""
+def cyrus_facts(
+    loaded: LoadedEstate, host: str, users: Mapping[str, tuple[str, ...]], address: Mapping[str, str]
+) -> CyrusFacts | None:
+    """The cyrus_store role's view of ``host``, or None when it runs no Cyrus. ``users``: each
+    pair's users (topology.users_by_pair); ``address``: each host's address as text."""
     estate = loaded.estate
     role = store_role(estate, host)
     if role is None:
         return None
     policies = estate.policies
-    address = {name: str(a) for name, a in loaded.addresses.items()}
     pair = pair_of(estate, host)
     pair_users = users.get(pair.name, ()) if pair is not None else ()
     storage = estate.host(host).storage
