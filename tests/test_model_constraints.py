@@ -65,6 +65,55 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "at least one of smtp, smtps and submission",
     ),
     (
+        "message-size-zero",
+        {"policies.message_size_limit": "0"},
+        {"policies.message_size_limit": "64KiB"},
+        "policies.message_size_limit",
+        "greater than or equal to 65536",
+    ),
+    (
+        "queue-never-runs",
+        {"policies.queue_interval": "0m"},
+        {"policies.queue_interval": "1m"},
+        "policies.queue_interval",
+        "should match pattern",
+    ),
+    (
+        "lists-domain-is-mail-domain",
+        {"services.lists.domain": "hermes.lab.test"},
+        {"services.lists.domain": "lists.hermes.lab.test"},
+        "services.lists.domain",
+        "is also domains.mail",
+    ),
+    (
+        "managed-domain-is-hosts-domain",
+        {"domains.managed[0].name": "lab.test"},
+        {"domains.managed[0].name": "dept.lab.test"},
+        "domains.managed[0].name",
+        "is the hosts' domain",
+    ),
+    (
+        "alias-to-unknown-local-part",
+        {"domains.managed[0].aliases.help": ["nobody@ucs.lab.test"]},
+        {"domains.managed[0].aliases.help": ["tony.finch@ucs.lab.test"]},
+        "domains.managed[0].aliases.help",
+        "ucs.lab.test has no alias 'nobody'",
+    ),
+    (
+        "alias-to-unknown-user-address",
+        {"domains.managed[0].aliases.help": ["ghost@hermes.lab.test"]},
+        {"domains.managed[0].aliases.help": ["fanf2@hermes.lab.test"]},
+        "domains.managed[0].aliases.help",
+        "'ghost' is not in the accounts file",
+    ),
+    (
+        "alias-loop",
+        {"domains.managed[0].aliases.a": ["b@ucs.lab.test"], "domains.managed[0].aliases.b": ["A@ucs.lab.test"]},
+        {"domains.managed[0].aliases.a": ["b@ucs.lab.test"], "domains.managed[0].aliases.b": ["fanf2"]},
+        "domains.managed[0].aliases.a",
+        "lead back to it (an alias loop)",
+    ),
+    (
         "hub-is-store",
         {"hosts[2].roles": ["store", "mx"], "services.mx.hosts": ["ppsw-1", "ppsw-2", "store-1a"]},
         {"hosts[2].roles": ["store"], "services.mx.hosts": ["ppsw-1", "ppsw-2"]},
@@ -108,3 +157,13 @@ def test_pairs_sharing_a_backup_give_a_partition_one_path(write_estate: WriteEst
         )
     assert [p.path for p in caught.value.problems] == ["services.store_pairs[1].partitions[0].path"]
     assert "same backup server 'backup-1'" in caught.value.problems[0].message
+
+
+def test_reserved_names_are_not_accounts(write_estate: WriteEstate) -> None:
+    load_estate(write_estate(accounts="fanf2\ndpc22\ncet1\nconfide\njmw41\nph10\nrjd4\npostmast\n"))
+    with pytest.raises(EstateError) as caught:
+        load_estate(write_estate(accounts="fanf2\ndpc22\ncet1\nconfide\njmw41\nph10\nrjd4\npostmaster\nrepl\n"))
+    assert [str(p) for p in caught.value.problems] == [
+        "accounts: user 'postmaster' is a reserved name (RFC 5321 requires it in every mail domain)",
+        "accounts: user 'repl' is a reserved name (the replication account on every store)",
+    ]

@@ -184,18 +184,82 @@ def quotas(estate: Estate, accounts: Accounts) -> list[Problem]:
     ]
 
 
+# Names no account may take: the role addresses every mail domain must have (RFC 5321 4.5.1,
+# RFC 2142) and the store's service accounts (roles/cyrus_store: admin and replication).
+RESERVED_NAMES = {
+    "postmaster": "RFC 5321 requires it in every mail domain",
+    "abuse": "RFC 2142 role address",
+    "hostmaster": "RFC 2142 role address",
+    "webmaster": "RFC 2142 role address",
+    "noc": "RFC 2142 role address",
+    "security": "RFC 2142 role address",
+    "mailer-daemon": "the sender of bounces",
+    "root": "the system administrator",
+    "cyrus": "the Cyrus administrator on every store",
+    "repl": "the replication account on every store",
+}
+
+
+def reserved_names(estate: Estate, accounts: Accounts) -> list[Problem]:
+    return [
+        Problem("accounts", f"user {user!r} is a reserved name ({RESERVED_NAMES[user]})")
+        for user in sorted(accounts.keys() & RESERVED_NAMES.keys())
+    ]
+
+
+def domain_roles(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """The hosts', accounts' and lists' domains are three different domains."""
+    domains = estate.domains
+    problems = []
+    if domains.mail == domains.hosts:
+        problems.append(Problem("domains.mail", f"{domains.mail!r} is also the hosts' domain (domains.hosts)"))
+    lists = estate.services.lists.domain
+    for field, other in (("domains.mail", domains.mail), ("domains.hosts", domains.hosts)):
+        if lists == other:
+            problems.append(Problem("services.lists.domain", f"{lists!r} is also {field}: every address there would be a list"))
+    for i, domain in enumerate(domains.managed):
+        if domain.name == domains.hosts:
+            problems.append(Problem(f"domains.managed[{i}].name", f"{domain.name!r} is the hosts' domain (domains.hosts)"))
+    return problems
+
+
 def aliases(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """Every alias target exists, and no chain of aliases comes back to where it started."""
+    managed = {d.name: {local.lower(): targets for local, targets in d.aliases.items()} for d in estate.domains.managed}
     problems = []
     for i, domain in enumerate(estate.domains.managed):
         if domain.name in (estate.domains.mail, estate.services.lists.domain):
             problems.append(Problem(f"domains.managed[{i}].name", f"{domain.name!r} is the accounts' or the lists' domain"))
         for local, targets in domain.aliases.items():
+            path = f"domains.managed[{i}].aliases.{local}"
             for target in targets:
-                if "@" not in target and target not in accounts:
-                    problems.append(
-                        Problem(f"domains.managed[{i}].aliases.{local}", f"target {target!r} is not in the accounts file")
-                    )
+                user, _, where = target.partition("@")
+                if not where and target not in accounts:
+                    problems.append(Problem(path, f"target {target!r} is not in the accounts file"))
+                elif where == estate.domains.mail and user not in accounts:
+                    problems.append(Problem(path, f"target {target!r}: {user!r} is not in the accounts file"))
+                elif where in managed and user.lower() not in managed[where]:
+                    problems.append(Problem(path, f"target {target!r}: {where} has no alias {user!r}"))
+            if _loops(managed, f"{local.lower()}@{domain.name}"):
+                problems.append(Problem(path, "its targets lead back to it (an alias loop)"))
     return problems
+
+
+def _loops(managed: Mapping[str, Mapping[str, list[str]]], start: str) -> bool:
+    """Whether following managed-domain aliases from ``start`` reaches ``start`` again."""
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        local, _, domain = stack.pop().partition("@")
+        for target in managed.get(domain, {}).get(local, []):
+            user, _, where = target.partition("@")
+            address = f"{user.lower()}@{where}"
+            if address == start:
+                return True
+            if where in managed and address not in seen:
+                seen.add(address)
+                stack.append(address)
+    return False
 
 
 CHECKS: tuple[Check, ...] = (
@@ -206,6 +270,8 @@ CHECKS: tuple[Check, ...] = (
     backup_partitions,
     placement,
     quotas,
+    reserved_names,
+    domain_roles,
     aliases,
 )
 

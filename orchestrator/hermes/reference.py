@@ -40,7 +40,14 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
   (`mx`) is never a pair member. Pairs sharing a backup server give a partition of the same name
   the same path.
 - Every letter a-z is placed on exactly one existing pair; overrides name existing users and pairs.
-- Quota overrides do not exceed `policies.quota.maximum`; alias targets without `@` are accounts.
+- Quota overrides do not exceed `policies.quota.maximum`.
+- Alias targets exist: a target without `@` is an account; an address in the accounts' domain
+  names an account; an address in a managed domain names an alias there (case-insensitive); no
+  chain of aliases leads back to where it started.
+- The hosts', accounts' and lists' domains are three different domains, and no managed domain is
+  the hosts', accounts' or lists' domain.
+- No account takes a reserved name: the role addresses (postmaster, abuse, hostmaster,
+  webmaster, noc, security, mailer-daemon, root) or the stores' service accounts (cyrus, repl).
 - Capacity: the quotas of a pair's users fit the usable RAID capacity of each member, less
   `policies.capacity_headroom_percent`.
 

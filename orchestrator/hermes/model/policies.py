@@ -122,7 +122,11 @@ class RateLimit(StrictModel):
 
 class Policies(StrictModel):
     quota: Quota = Field(default_factory=Quota, description="mailbox quotas and warnings")
-    message_size_limit: Size = Field(default=ByteSize(25_000_000), description="largest message accepted")
+    message_size_limit: Size = Field(
+        default=ByteSize(25_000_000),
+        ge=65_536,
+        description="largest message accepted, at least 64 KiB (less would refuse ordinary mail)",
+    )
     delayed_expunge_days: int = Field(default=7, ge=1, le=365, description="days expunged mail stays recoverable")
     delayed_delete_days: int = Field(default=7, ge=1, le=365, description="days deleted folders stay recoverable")
     ports: Ports = Field(default_factory=Ports, description="the service/port table")
