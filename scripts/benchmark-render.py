@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from hermes.render.yamlfile import dump, dump_token_mapping
+from hermes.render.yamlfile import dump
 
 ROOT = Path(__file__).resolve().parents[1]
 HERMESCTL = Path(sys.executable).with_name("hermesctl")
@@ -59,8 +59,7 @@ def serialize_alone(rendered: Path) -> float:
     target = Path(tempfile.mkdtemp(prefix="hermes-serialize-"))
     start = time.perf_counter()
     for path, data in documents.items():
-        placement = data.pop("hermes_placement", None)
-        text = dump(data) + (dump_token_mapping("hermes_placement", placement) if placement is not None else "")
+        text = dump(data)
         out = target / path.relative_to(rendered)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hermes.loader import load_estate
 from hermes.paths import PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
-from hermes.render.yamlfile import _emitted, dump, dump_token_mapping
+from hermes.render.yamlfile import _emitted, dump
 from hermes.rendered import changed_files, write_tree
 
 ESTATES = sorted((PROJECT_ROOT / "inventory" / "estates").glob("*.yml"))
@@ -95,9 +95,9 @@ def test_switchover_repoints_mail_names(write_estate) -> None:  # type: ignore[n
     "mapping",
     [{}, {"fanf2": "cyrus-1"}, {"no": "yes", "on": "null", "a-b": "c1", "true": "false", "y": "n"}],
 )
-def test_token_mapping_is_what_the_yaml_emitter_writes(mapping: dict[str, str]) -> None:
-    assert dump_token_mapping("m", mapping) == dump({"m": mapping})
-    assert yaml.safe_load(dump_token_mapping("m", mapping)) == {"m": mapping}
+def test_user_map_is_what_the_yaml_emitter_writes(mapping: dict[str, str]) -> None:
+    assert dump({"m": mapping}) == _emitted({"m": mapping})
+    assert yaml.safe_load(dump({"m": mapping})) == {"m": mapping}
 
 
 def test_write_tree_replaces_the_whole_tree(tmp_path: Path) -> None:
@@ -141,8 +141,7 @@ SMALL_ESTATES = [
 def test_dump_writes_what_the_yaml_emitter_writes_for_every_rendered_file(estate: Path) -> None:
     for name, text in render_inventory(load_estate(estate), "x.yml").items():
         data = yaml.safe_load(text)
-        if name != "group_vars/all/placement.yml":  # dump_token_mapping's (tested above)
-            assert dump(data) == _emitted(data), name
+        assert dump(data) == _emitted(data), name
 
 
 _KEYS = st.one_of(st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True), st.text(max_size=8))

@@ -30,7 +30,7 @@ from hermes.render.roles import (
     mta_facts,
     store_saslauthd_facts,
 )
-from hermes.render.yamlfile import dump, dump_token_mapping, header
+from hermes.render.yamlfile import dump, header
 from hermes.topology import pair_of, users_by_pair
 
 # Service role -> inventory group. Store pairs also get a group each (pair_<name>).
@@ -155,10 +155,8 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
             "The base every host gets (roles/common), as playbooks/common.yml maps it.",
             {"hermes_common": common_facts(loaded).rendered()},
         ),
-        "group_vars/all/placement.yml": (
-            header(estate_file, "Where each user's mail lives: user -> store pair.")
-            + "---\n"
-            + dump_token_mapping("hermes_placement", loaded.placement)
+        "group_vars/all/placement.yml": yaml_file(
+            "Where each user's mail lives: user -> store pair.", {"hermes_placement": dict(loaded.placement)}
         ),
         "group_vars/all/secrets.yml": yaml_file(
             "Secrets are never rendered: each variable names its value in the ansible-vault file.",

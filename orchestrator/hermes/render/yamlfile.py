@@ -65,6 +65,9 @@ class _NotInline(Exception):
 
 
 def _mapping(data: Mapping[str, Any], pad: str) -> Iterator[str]:
+    if all(isinstance(value, str) for value in data.values()):  # the user map: one line per user
+        yield "".join(f"{pad}{_key(key)}: {_scalar(data[key])}\n" for key in sorted(data))
+        return
     for key in sorted(data):
         value = data[key]
         head = f"{pad}{_key(key)}:"
@@ -133,17 +136,3 @@ def _one_line(text: str) -> str:
     if "\n" in text:
         raise _NotInline(text)
     return text
-
-
-def dump_token_mapping(name: str, mapping: Mapping[str, str]) -> str:
-    """``name:`` followed by a sorted one-level mapping of strings.
-
-    The user->store map has an entry per account (37,600 for Hermes, millions in
-    the scale benchmark); writing it directly is much faster than the general
-    emitter, and gives exactly the text ``dump`` would (a test checks that).
-    """
-    if not mapping:
-        return f"{name}: {{}}\n"
-    lines = [f"{name}:\n"]
-    lines.extend(f"  {_scalar(key)}: {_scalar(mapping[key])}\n" for key in sorted(mapping))
-    return "".join(lines)
