@@ -93,7 +93,7 @@ def test_render_writes_nothing_for_a_bad_estate(write_estate: WriteEstate, tmp_p
 def test_show(view: str) -> None:
     code, output = _run("show", view)
     assert code == 0
-    assert {"hosts": "store-1a", "pairs": "cyrus-1", "placement": "mailz", "capacity": "12.5%"}[view] in output
+    assert {"hosts": "store-1a", "pairs": "cyrus-1", "placement": "mailz", "capacity": "cyrus-2"}[view] in output
 
 
 def test_schema_is_json_schema_of_the_estate() -> None:

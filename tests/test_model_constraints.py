@@ -120,6 +120,41 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "services.store_pairs[0].master",
         "is a mail hub (mx) and cannot be a store",
     ),
+    (
+        "directory-on-a-hub",
+        {"hosts[0].roles": ["mx", "proxy", "directory"], "hosts[8].roles": ["dns"], "services.directory.hosts": ["ppsw-1"]},
+        {"hosts[8].roles": ["dns", "directory"], "services.directory.hosts": ["dns-1"]},
+        "services.directory.hosts[0]",
+        "is a mail hub (mx) and cannot hold the directory",
+    ),
+    (
+        "role-address-to-nobody",
+        {"domains.role_addresses.abuse": ["ghost"]},
+        {"domains.role_addresses.abuse": ["fanf2"]},
+        "domains.role_addresses.abuse",
+        "'ghost' is not in the accounts file",
+    ),
+    (
+        "role-address-loop",
+        {"domains.role_addresses.abuse": ["postmaster@ucs.lab.test"]},
+        {"domains.role_addresses.abuse": ["tony.finch@ucs.lab.test"]},
+        "domains.role_addresses.abuse",
+        "is itself a role address",
+    ),
+    (
+        "no-postmaster",
+        {"domains.role_addresses.postmaster": []},
+        {"domains.role_addresses.postmaster": ["dpc22"]},
+        "domains.role_addresses.postmaster",
+        "at least 1 item",
+    ),
+    (
+        "directory-host-twice",
+        {"services.directory.hosts": ["dns-1", "dns-1"]},
+        {"services.directory.hosts": ["dns-1"]},
+        "services.directory.hosts",
+        "listed more than once",
+    ),
 ]
 
 
@@ -133,28 +168,11 @@ def test_refused_beside_accepted(
     assert any(p.path == path and words in p.message for p in caught.value.problems), caught.value.problems
 
 
-def test_pairs_sharing_a_backup_give_a_partition_one_path(write_estate: WriteEstate, lab_data: dict[str, Any]) -> None:
-    second = {"name": "cyrus-2", "master": "store-2a", "replica": "store-2b", "live": "store-2a", "backup": "backup-1"}
-    storage = {"disks": 4, "disk_size": "10GB", "raid": "raid10"}
-    hosts = [
-        {"name": "store-2a", "site": "lab", "rack": "r1", "network": "service", "roles": ["store"], "storage": storage},
-        {"name": "store-2b", "site": "lab", "rack": "r2", "network": "service", "roles": ["store"], "storage": storage},
-    ]
-    lab_data["hosts"].extend(hosts)
-    lab_data["placement"]["letters"] = {"a-m": "cyrus-1", "n-z": "cyrus-2"}
-    same = [{"name": "default", "path": "spool"}]
-    other = [{"name": "default", "path": "spool-2"}]
-    load_estate(
-        write_estate(
-            {"services.store_pairs": [lab_data["services"]["store_pairs"][0], {**second, "partitions": same}]}, data=lab_data
-        )
-    )
+def test_pairs_sharing_a_backup_give_a_partition_one_path(write_estate: WriteEstate) -> None:
+    # The lab's two pairs share backup-1.
+    load_estate(write_estate({"services.store_pairs[1].partitions": [{"name": "default", "path": "spool"}]}))
     with pytest.raises(EstateError) as caught:
-        load_estate(
-            write_estate(
-                {"services.store_pairs": [lab_data["services"]["store_pairs"][0], {**second, "partitions": other}]}, data=lab_data
-            )
-        )
+        load_estate(write_estate({"services.store_pairs[1].partitions": [{"name": "default", "path": "spool-2"}]}))
     assert [p.path for p in caught.value.problems] == ["services.store_pairs[1].partitions[0].path"]
     assert "same backup server 'backup-1'" in caught.value.problems[0].message
 

@@ -70,23 +70,25 @@ def test_secrets_are_vault_references_only() -> None:
 
 def test_zone_data() -> None:
     loaded = load_estate(PROJECT_ROOT / "inventory" / "estates" / "lab.yml")
-    zones = yaml.safe_load(render_inventory(loaded, "x.yml")["group_vars/dns.yml"])["hermes_dns_zones"]
-    host_zone = zones["lab.test"]
+    dns = yaml.safe_load(render_inventory(loaded, "x.yml")["group_vars/dns.yml"])["hermes_dns"]
+    host_zone = dns["zones"]["lab.test"]
     smtp = [r for r in host_zone if r["name"] == "smtp"]
     assert sorted(r["value"] for r in smtp) == sorted(str(loaded.addresses[h]) for h in ("ppsw-1", "ppsw-2"))
     assert all(r["ttl"] == 60 for r in smtp)
     mail = {r["name"]: r["value"] for r in host_zone if r["type"] == "CNAME"}
     assert len(mail) == 26
     assert mail["mailf"] == "store-1a.lab.test."
-    for domain in ("hermes.lab.test", "ucs.lab.test", "lists.lab.test"):
-        assert {r["value"] for r in zones[domain] if r["type"] == "MX"} == {"10 ppsw-1.lab.test.", "10 ppsw-2.lab.test."}
+    # The MX set once, for every mail domain (tests/test_dns_render.py has the rest).
+    assert dns["mail_domains"] == ["hermes.lab.test", "lists.lab.test", "ucs.lab.test"]
+    assert {mx["host"] for mx in dns["mail_exchangers"]} == {"ppsw-1.lab.test", "ppsw-2.lab.test"}
 
 
 def test_switchover_repoints_mail_names(write_estate) -> None:  # type: ignore[no-untyped-def]
     loaded = load_estate(write_estate({"services.store_pairs[0].live": "store-1b"}))
     files = render_inventory(loaded, "x.yml")
-    zones = yaml.safe_load(files["group_vars/dns.yml"])["hermes_dns_zones"]
-    assert {r["value"] for r in zones["lab.test"] if r["type"] == "CNAME"} == {"store-1b.lab.test."}
+    zones = yaml.safe_load(files["group_vars/dns.yml"])["hermes_dns"]["zones"]
+    # cyrus-1's letters follow its live member; cyrus-2's stay on store-2a.
+    assert {r["value"] for r in zones["lab.test"] if r["type"] == "CNAME"} == {"store-1b.lab.test.", "store-2a.lab.test."}
     roles = {h: yaml.safe_load(files[f"host_vars/{h}.yml"])["hermes_cyrus"]["role"] for h in ("store-1a", "store-1b")}
     assert roles == {"store-1a": "spare", "store-1b": "live"}
 
@@ -167,3 +169,17 @@ def test_dump_keeps_anchors_for_what_the_data_holds_twice() -> None:
     # Control: equal but distinct objects are written out, with no anchor.
     distinct = {"zones": {"a.example": [dict(record)], "b.example": [dict(record)]}, "users": ["alice", "bob"]}
     assert dump(distinct) == _emitted(distinct) and "&id" not in dump(distinct)
+
+
+def test_role_addresses_default_to_postmasters(write_estate) -> None:  # type: ignore[no-untyped-def]
+    mta = yaml.safe_load(render_inventory(load_estate(write_estate()), "x.yml")["group_vars/mx.yml"])["hermes_mta"]
+    estate = yaml.safe_load((PROJECT_ROOT / "inventory" / "estates" / "lab.yml").read_text())["domains"]["role_addresses"]
+    assert mta["role_addresses"]["postmaster"] == estate["postmaster"]
+    assert mta["role_addresses"]["abuse"] == estate["abuse"] != estate["postmaster"]
+    # Not given in the estate: postmaster's, for every RFC 2142 role.
+    for role in ("hostmaster", "webmaster", "noc", "security"):
+        assert role not in estate
+        assert mta["role_addresses"][role] == estate["postmaster"]
+    given = load_estate(write_estate({"domains.role_addresses.hostmaster": ["fanf2"]}))
+    mta = yaml.safe_load(render_inventory(given, "x.yml")["group_vars/mx.yml"])["hermes_mta"]
+    assert mta["role_addresses"]["hostmaster"] == ["fanf2"]

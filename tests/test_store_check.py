@@ -209,9 +209,13 @@ def test_pair_channels_follow_the_playbook() -> None:
 
 def test_pair_specs_from_the_lab_estate() -> None:
     loaded = load_estate(LAB)
-    [spec] = pair_specs(loaded)
-    assert (spec.name, spec.live, spec.spare, spec.backup) == ("cyrus-1", "store-1a", "store-1b", "backup-1")
-    assert spec.owners == frozenset(loaded.accounts)
+    first, second = pair_specs(loaded)
+    assert (first.name, first.live, first.spare, first.backup) == ("cyrus-1", "store-1a", "store-1b", "backup-1")
+    assert (second.name, second.live, second.spare, second.backup) == ("cyrus-2", "store-2a", "store-2b", "backup-1")
+    # Each pair owns the users placed on it, and every account is owned once.
+    assert first.owners == frozenset(u for u, p in loaded.placement.items() if p == "cyrus-1")
+    assert first.owners | second.owners == frozenset(loaded.accounts) and not first.owners & second.owners
+    assert [spec.name for spec in pair_specs(loaded, ["cyrus-2"])] == ["cyrus-2"]
     with pytest.raises(UsageError, match="no store pair nope"):
         pair_specs(loaded, ["nope"])
 

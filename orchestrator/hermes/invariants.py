@@ -65,6 +65,7 @@ def _service_hosts(estate: Estate) -> list[tuple[str, str, Role]]:
         ("webmail", Role.WEBMAIL),
         ("lists", Role.LISTS),
         ("dns", Role.DNS),
+        ("directory", Role.DIRECTORY),
     ):
         group = getattr(services, field)
         named.extend((f"services.{field}.hosts[{i}]", name, role) for i, name in enumerate(group.hosts))
@@ -95,7 +96,11 @@ def service_hosts(estate: Estate, accounts: Accounts) -> list[Problem]:
                 problems.append(
                     Problem(f"hosts[{index}].roles", f"host {host.name!r} has the {role} role but no service uses it")
                 )
-    for path, names in (("services.mx.hosts", estate.services.mx.hosts), ("services.backup.hosts", backups)):
+    for path, names in (
+        ("services.mx.hosts", estate.services.mx.hosts),
+        ("services.backup.hosts", backups),
+        ("services.directory.hosts", estate.services.directory.hosts),
+    ):
         problems.extend(Problem(path, f"host {name!r} is listed more than once") for name in _duplicates(names))
     return problems
 
@@ -146,6 +151,16 @@ def backup_partitions(estate: Estate, accounts: Accounts) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def directory_hosts(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """The directory holds every account's password hash: never on an Internet-facing hub."""
+    hubs = {host.name for host in estate.hosts if Role.MX in host.roles}
+    return [
+        Problem(f"services.directory.hosts[{i}]", f"host {name!r} is a mail hub (mx) and cannot hold the directory")
+        for i, name in enumerate(estate.services.directory.hosts)
+        if name in hubs
+    ]
 
 
 def placement(estate: Estate, accounts: Accounts) -> list[Problem]:
@@ -232,16 +247,35 @@ def aliases(estate: Estate, accounts: Accounts) -> list[Problem]:
             problems.append(Problem(f"domains.managed[{i}].name", f"{domain.name!r} is the accounts' or the lists' domain"))
         for local, targets in domain.aliases.items():
             path = f"domains.managed[{i}].aliases.{local}"
-            for target in targets:
-                user, _, where = target.partition("@")
-                if not where and target not in accounts:
-                    problems.append(Problem(path, f"target {target!r} is not in the accounts file"))
-                elif where == estate.domains.mail and user not in accounts:
-                    problems.append(Problem(path, f"target {target!r}: {user!r} is not in the accounts file"))
-                elif where in managed and user.lower() not in managed[where]:
-                    problems.append(Problem(path, f"target {target!r}: {where} has no alias {user!r}"))
+            problems.extend(_missing_targets(estate, accounts, managed, path, targets))
             if _loops(managed, f"{local.lower()}@{domain.name}"):
                 problems.append(Problem(path, "its targets lead back to it (an alias loop)"))
+    roles = estate.domains.role_addresses
+    for role in type(roles).model_fields:
+        targets = getattr(roles, role) or []
+        problems.extend(_missing_targets(estate, accounts, managed, f"domains.role_addresses.{role}", targets))
+        # A role address that leads to a role address would loop in every domain.
+        problems.extend(
+            Problem(f"domains.role_addresses.{role}", f"target {t!r} is itself a role address")
+            for t in targets
+            if t.partition("@")[0].lower() in type(roles).model_fields
+        )
+    return problems
+
+
+def _missing_targets(
+    estate: Estate, accounts: Accounts, managed: Mapping[str, Mapping[str, list[str]]], path: str, targets: list[str]
+) -> list[Problem]:
+    """Problems of alias targets that lead nowhere: an unknown user or managed alias."""
+    problems = []
+    for target in targets:
+        user, _, where = target.partition("@")
+        if not where and target not in accounts:
+            problems.append(Problem(path, f"target {target!r} is not in the accounts file"))
+        elif where == estate.domains.mail and user not in accounts:
+            problems.append(Problem(path, f"target {target!r}: {user!r} is not in the accounts file"))
+        elif where in managed and user.lower() not in managed[where]:
+            problems.append(Problem(path, f"target {target!r}: {where} has no alias {user!r}"))
     return problems
 
 
@@ -268,6 +302,7 @@ CHECKS: tuple[Check, ...] = (
     service_hosts,
     store_pairs,
     backup_partitions,
+    directory_hosts,
     placement,
     quotas,
     reserved_names,

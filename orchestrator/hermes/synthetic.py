@@ -231,7 +231,9 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
     ]
     hosts += [host(f"webmail-{i + 1}", i % 2, i, "access", ["webmail"]) for i in range(webmail_count)]
     hosts += [host(f"lists-{i + 1}", i % 2, i, "access", ["lists"]) for i in range(2 * scale)]
-    hosts += [host(f"dns-{i + 1}", i % 2, i, "access", ["dns"]) for i in range(2 * scale)]
+    # The first two DNS hosts also hold the directory (provider and replica), which keeps the
+    # seeds' 30 servers: it is small, read on every login and written only by deploys.
+    hosts += [host(f"dns-{i + 1}", i % 2, i, "access", ["dns", "directory"] if i < 2 else ["dns"]) for i in range(2 * scale)]
 
     def pool(prefix: str) -> list[str]:
         return [h["name"] for h in hosts if h["name"].startswith(prefix)]
@@ -247,7 +249,12 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
         "description": "Hermes as the 2007 talks describe it: 37,600 accounts, 30 servers, RAID10 store pairs."
         if scale == 1
         else f"Synthetic estate: Hermes 2007 at {scale}x, for benchmarks.",
-        "domains": {"hosts": "csi.cam.ac.uk", "mail": MAIL_DOMAIN, "managed": _domains(198 * scale, rng, users)},
+        "domains": {
+            "hosts": "csi.cam.ac.uk",
+            "mail": MAIL_DOMAIN,
+            "managed": _domains(198 * scale, rng, users),
+            "role_addresses": {"postmaster": users[:2], "abuse": users[2:4]},
+        },
         "sites": sites,
         "networks": [
             {"name": "ppsw", "subnet": "172.16.8.0/24" if scale < 10 else "172.16.0.0/16"},
@@ -266,6 +273,7 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
             "webmail": {"hosts": pool("webmail-")},
             "lists": {"hosts": pool("lists-"), "domain": "lists.cam.ac.uk"},
             "dns": {"hosts": pool("dns-")},
+            "directory": {"hosts": pool("dns-")[:2]},
         },
         "placement": {"letters": _balanced_letter_ranges(users, pairs), "overrides": overrides},
         "accounts": f"{'hermes-2007' if scale == 1 else f'hermes-2007-x{scale}'}.accounts",

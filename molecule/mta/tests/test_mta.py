@@ -277,6 +277,27 @@ def test_managed_domain_aliases_and_lists(host: Any) -> None:
     _arrived(lists_host, "lmtp-8024", "announce@lists.hermes.test", token)
 
 
+def test_role_addresses_answer_in_every_domain(host: Any) -> None:
+    """postmaster@ and abuse@ (RFC 5321 §4.5.1, RFC 2142) of the mail, managed and lists domains
+    reach the estate's targets, not Mailman or an unknown-user refusal."""
+    roles: dict[str, list[str]] = _policy("role_addresses")
+    domains = [_domain(), *_policy("managed_domains"), _policy("lists_domain")]
+    sender = f"sender@{_outside()}"
+    for domain in domains:
+        for role in ("postmaster", "abuse"):
+            [target] = roles[role]  # the scenario gives each role one user
+            client = _connect()
+            client.mail(sender)
+            # A near miss is refused, but in the lists domain, where every address is Mailman's.
+            if domain != _policy("lists_domain"):
+                assert _rcpt(client, f"{role}x@{domain}")[0] == 550, domain
+            client.rset()
+            token = _token()
+            _send(client, sender, [f"{role}@{domain}"], _message(token, sender, [f"{role}@{domain}"]))
+            client.quit()
+            _arrived(_store_of(target), "lmtp-2003", f"{target}@{_domain()}", token)
+
+
 def test_unknown_recipients_refused_at_rcpt(host: Any) -> None:
     client = _connect()
     assert client.mail(f"sender@{_outside()}")[0] == 250

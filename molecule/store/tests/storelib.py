@@ -74,7 +74,9 @@ def host(name: str) -> Any:
 
 def journal(name: str, since: str = "-10min") -> str:
     """The host's recent journal (``since``: anything journalctl takes, e.g. @<epoch>)."""
-    return str(host(name).run(f"journalctl --no-pager --since={shlex.quote(since)} --lines=300").stdout)
+    # No --lines: after the common role moves the journal to disk, the last N lines it picks
+    # need not be the newest.
+    return str(host(name).run(f"journalctl --no-pager --since={shlex.quote(since)}").stdout)
 
 
 def tls_context() -> ssl.SSLContext:

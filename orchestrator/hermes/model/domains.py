@@ -37,7 +37,25 @@ class ManagedDomain(StrictModel):
         return aliases
 
 
+class RoleAddresses(StrictModel):
+    """Who reads the role addresses every mail domain of the estate answers (RFC 5321 §4.5.1,
+    RFC 2142): <role>@ the accounts' domain, each managed domain (unless it aliases that local
+    part itself) and the lists' domain. Roles left out go where postmaster goes."""
+
+    postmaster: list[Target] = Field(min_length=1, description="usernames or addresses; required by RFC 5321")
+    abuse: list[Target] = Field(min_length=1, description="usernames or addresses; complaints about the estate's mail")
+    hostmaster: list[Target] | None = Field(default=None, description="DNS (the zones' SOA names it); default: postmaster's")
+    webmaster: list[Target] | None = Field(default=None, description="default: postmaster's")
+    noc: list[Target] | None = Field(default=None, description="default: postmaster's")
+    security: list[Target] | None = Field(default=None, description="default: postmaster's")
+
+    def resolved(self) -> dict[str, list[str]]:
+        """Every role -> its targets, defaults filled in."""
+        return {role: list(getattr(self, role) or self.postmaster) for role in type(self).model_fields}
+
+
 class Domains(StrictModel):
     hosts: DomainName = Field(description="domain of the hosts' names, e.g. csi.cam.ac.uk")
     mail: DomainName = Field(description="domain of the accounts' addresses, e.g. hermes.cam.ac.uk")
     managed: list[ManagedDomain] = Field(default_factory=list, description="departments' domains routed by the hub")
+    role_addresses: RoleAddresses = Field(description="postmaster, abuse and the other RFC 2142 addresses of every domain")

@@ -65,6 +65,21 @@ class Lists(HostGroup):
     domain: DomainName = Field(description="the lists' mail domain, e.g. lists.cam.ac.uk")
 
 
+class Directory(HostGroup):
+    """The account directory (OpenLDAP): the one source every login is checked against.
+
+    The first host is the provider, where entries are written; any others are read-only
+    replicas of it (syncrepl), listed after it in the order clients should try them."""
+
+    @property
+    def provider(self) -> str:
+        return self.hosts[0]
+
+    @property
+    def replicas(self) -> list[str]:
+        return self.hosts[1:]
+
+
 class Services(StrictModel):
     mx: MailHub = Field(description="ppswitch: MX, relay and submission hosts")
     store_pairs: list[StorePair] = Field(min_length=1, description="Cyrus master/replica pairs")
@@ -73,3 +88,4 @@ class Services(StrictModel):
     webmail: HostGroup = Field(description="webmail hosts")
     lists: Lists = Field(description="Mailman hosts and the lists' domain")
     dns: HostGroup = Field(description="authoritative DNS servers for the estate's zones")
+    directory: Directory = Field(description="the account directory: its provider first, then its replicas")

@@ -96,3 +96,4 @@ class Role(StrEnum):
     WEBMAIL = "webmail"
     LISTS = "lists"
     DNS = "dns"
+    DIRECTORY = "directory"

@@ -6,10 +6,12 @@ Layout (all paths relative to the rendered directory, e.g. inventory/rendered/<e
   group_vars/all/common.yml     hermes_common: the base every host gets
   group_vars/all/placement.yml  the user -> store pair map used by the MTA and the proxy
   group_vars/all/secrets.yml    names of the vault variables that hold secrets
-  group_vars/mx.yml             the hubs' role facts: hermes_mta, hermes_antivirus, hermes_saslauthd
-  group_vars/dns.yml            the zone data
+  group_vars/all/directory.yml  hermes_saslauthd: how hubs and stores ask the directory
+  group_vars/directory.yml      hermes_directory: the directory's tree and accounts
+  group_vars/mx.yml             the hubs' role facts: hermes_mta, hermes_antivirus
+  group_vars/dns.yml            hermes_dns: every zone the DNS hosts serve
   host_vars/<host>.yml          one host's address, place, hardware, and its role facts
-                                (hermes_cyrus, hermes_saslauthd on a store)
+                                (hermes_cyrus on a store or backup server)
 
 The hermes_<role> variables are role-shaped (hermes.render.roles): playbooks map their fields
 one for one onto role variables, so every rule about the estate is decided here.
@@ -21,14 +23,14 @@ from typing import Any
 
 from hermes.loader import LoadedEstate
 from hermes.model import Estate, Role, StorePair
-from hermes.render.dns import render_zones
 from hermes.render.roles import (
     Antivirus,
     common_facts,
     cyrus_facts,
-    hub_saslauthd_facts,
+    directory_facts,
+    dns_facts,
     mta_facts,
-    store_saslauthd_facts,
+    saslauthd_facts,
 )
 from hermes.render.yamlfile import dump, header
 from hermes.topology import pair_of, users_by_pair
@@ -42,15 +44,17 @@ GROUPS = {
     Role.WEBMAIL: "webmail",
     Role.LISTS: "lists",
     Role.DNS: "dns",
+    Role.DIRECTORY: "directory",
 }
 
 # Secrets the roles will need; only the vault variables' names are rendered.
 SECRETS = (
     "cyrus_admin_password",
     "cyrus_replication_password",
+    "directory_replication_password",  # the replicas read the provider's tree with it
     "mailman_admin_password",
     "webmail_des_key",
-    "user_passwords",  # username -> password, for the lab's test accounts; a directory holds them in production
+    "user_passwords",  # username -> initial password; the directory keeps only a salted hash
 )
 
 
@@ -132,7 +136,6 @@ def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
             data["hermes_cyrus"] = cyrus.rendered()
         if (pair := pair_of(estate, host.name)) is not None:
             data["hermes_store_pair"] = pair.name
-            data["hermes_saslauthd"] = store_saslauthd_facts(users.get(pair.name, ())).rendered()
         result[host.name] = data
     return result
 
@@ -163,16 +166,23 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
             {f"hermes_{name}": f"{{{{ vault_hermes_{name} }}}}" for name in SECRETS},
         ),
         "group_vars/mx.yml": yaml_file(
-            "The mail hubs' role facts: Exim (hermes_mta), ClamAV's signatures, saslauthd's accounts.",
+            "The mail hubs' role facts: Exim (hermes_mta) and ClamAV's signatures.",
             {
                 "hermes_mta": mta_facts(loaded).rendered(),
                 "hermes_antivirus": Antivirus(freshclam=True, eicar_signature=False).rendered(),
-                "hermes_saslauthd": hub_saslauthd_facts(loaded).rendered(),
             },
         ),
+        "group_vars/all/directory.yml": yaml_file(
+            "How hosts check passwords against the directory (saslauthd on the hubs and stores).",
+            {"hermes_saslauthd": saslauthd_facts(loaded).rendered()},
+        ),
+        "group_vars/directory.yml": yaml_file(
+            "The directory hosts' role facts (hermes_directory): the tree and every account.",
+            {"hermes_directory": directory_facts(loaded).rendered()},
+        ),
         "group_vars/dns.yml": yaml_file(
-            "Zone data (records only; the DNS role adds SOA and serial at deploy).",
-            {"hermes_dns_zones": render_zones(estate, loaded.addresses)},
+            "The DNS hosts' role facts (hermes_dns): every zone, complete but for the serial (the role's).",
+            {"hermes_dns": dns_facts(loaded).rendered()},
         ),
     }
     for name, data in _host_vars(loaded).items():

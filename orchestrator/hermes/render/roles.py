@@ -17,9 +17,6 @@ from hermes.loader import LoadedEstate
 from hermes.model import Estate
 from hermes.topology import StoreRole, channels, pair_of, partitions, store_role, sync_sources
 
-# The account checker the lab and every estate use today: a sasldb filled from the vault.
-SASLAUTHD_MECHANISM = "sasldb"
-
 
 def fact(source: str, description: str) -> Any:
     """A field of a role fact, with the estate field(s) it is derived from."""
@@ -62,6 +59,9 @@ class MtaFacts(Facts):
     managed_domains: dict[str, dict[str, list[str]]] = fact(
         "domains.managed[].name, .aliases", "managed domain -> lower-cased local part -> targets"
     )
+    role_addresses: dict[str, list[str]] = fact(
+        "domains.role_addresses", "postmaster, abuse, ... -> targets, answered in every domain (defaults filled in)"
+    )
     lists_domain: str = fact("services.lists.domain", "Mailman's mail domain")
     lists_hosts: list[str] = fact("services.lists.hosts", "addresses of the lists hosts")
     store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
@@ -84,12 +84,26 @@ class Antivirus(Facts):
 
 
 class SaslauthdFacts(Facts):
-    """``hermes_saslauthd``, hubs and store pair members: whose passwords the host checks."""
+    """``hermes_saslauthd``, hubs and store pair members: the directory that checks passwords."""
 
-    mechanism: str = fact("(every estate today)", "saslauthd's backend")
-    accounts: list[str] = fact(
-        "accounts file; placement for a store (its pair's users)", "the accounts whose passwords this host checks"
+    ldap_servers: list[str] = fact(
+        "services.directory.hosts, domains.hosts", "LDAPS URIs of the directory hosts, in the order to try them"
     )
+    user_dn: str = fact(
+        "domains.mail", "a user's entry (saslauthd's %U is the username): saslauthd binds as it with the password"
+    )
+
+
+class DirectoryFacts(Facts):
+    """``hermes_directory``, the directory hosts: the tree, its accounts, who is the provider."""
+
+    suffix: str = fact("domains.mail", "the tree's base DN (dc= components of the mail domain)")
+    organization: str = fact("name", "the base entry's o (the estate's name)")
+    people: str = fact("domains.mail", "the DN under which each account has its entry")
+    mail_domain: str = fact("domains.mail", "an entry's mail is <uid>@ this domain")
+    accounts: list[str] = fact("accounts file", "every account: each has an entry; no other entry exists below people")
+    provider: str = fact("services.directory.hosts[0], domains.hosts", "FQDN of the provider, where entries are written")
+    replicas: list[str] = fact("services.directory.hosts[1:], domains.hosts", "FQDNs of the read-only replicas")
 
 
 class Listener(Facts):
@@ -141,6 +155,7 @@ ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_mta": MtaFacts,
     "hermes_antivirus": Antivirus,
     "hermes_saslauthd": SaslauthdFacts,
+    "hermes_directory": DirectoryFacts,
     "hermes_cyrus": CyrusFacts,
 }
 
@@ -169,6 +184,7 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         managed_domains={
             d.name: {local.lower(): list(targets) for local, targets in d.aliases.items()} for d in estate.domains.managed
         },
+        role_addresses=estate.domains.role_addresses.resolved(),
         lists_domain=estate.services.lists.domain,
         lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
         store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
@@ -183,14 +199,32 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
     )
 
 
-def hub_saslauthd_facts(loaded: LoadedEstate) -> SaslauthdFacts:
-    """A hub checks every account's password (SMTP AUTH)."""
-    return SaslauthdFacts(mechanism=SASLAUTHD_MECHANISM, accounts=sorted(loaded.accounts))
+def directory_suffix(estate: Estate) -> str:
+    return ",".join(f"dc={label}" for label in estate.domains.mail.split("."))
 
 
-def store_saslauthd_facts(users: tuple[str, ...]) -> SaslauthdFacts:
-    """Both members of a pair hold its users' passwords, so a spare is ready for a switchover."""
-    return SaslauthdFacts(mechanism=SASLAUTHD_MECHANISM, accounts=list(users))
+def saslauthd_facts(loaded: LoadedEstate) -> SaslauthdFacts:
+    """Hubs and pair members alike ask the directory; none holds a password itself."""
+    estate = loaded.estate
+    return SaslauthdFacts(
+        ldap_servers=[f"ldaps://{_fqdn(estate, host)}/" for host in estate.services.directory.hosts],
+        user_dn=f"uid=%U,ou=people,{directory_suffix(estate)}",
+    )
+
+
+def directory_facts(loaded: LoadedEstate) -> DirectoryFacts:
+    estate = loaded.estate
+    directory = estate.services.directory
+    suffix = directory_suffix(estate)
+    return DirectoryFacts(
+        suffix=suffix,
+        organization=estate.name,
+        people=f"ou=people,{suffix}",
+        mail_domain=estate.domains.mail,
+        accounts=sorted(loaded.accounts),
+        provider=_fqdn(estate, directory.provider),
+        replicas=[_fqdn(estate, host) for host in directory.replicas],
+    )
 
 
 def cyrus_facts(
@@ -230,4 +264,67 @@ def cyrus_facts(
         message_size_limit_bytes=int(policies.message_size_limit),
         expunge_retention_days=policies.delayed_expunge_days,
         delete_retention_days=policies.delayed_delete_days,
+    )
+
+
+class DnsSoa(Facts):
+    primary: str
+    hostmaster: str
+    refresh: int
+    retry: int
+    expire: int
+    negative_ttl: int
+
+
+class MailExchanger(Facts):
+    preference: int
+    host: str
+
+
+class DnsFacts(Facts):
+    """``hermes_dns``, the DNS hosts (group dns): every zone they serve, complete but for the SOA
+    serial, which the role bumps only when a zone's content changes. Names are FQDNs without the
+    final dot; record values are zone-file text."""
+
+    soa: DnsSoa = fact(
+        "services.dns.hosts (the first, sorted), domains.mail",
+        "SOA of every zone: primary name server, hostmaster mailbox (hostmaster@ the mail domain), timers",
+    )
+    name_servers: list[str] = fact("services.dns.hosts, domains.hosts", "the NS of every zone: the DNS hosts' FQDNs, sorted")
+    default_ttl: int = fact("policies.dns_ttl", "TTL of the SOA, NS and MX records ($TTL of every zone)")
+    mail_exchangers: list[MailExchanger] = fact(
+        "services.mx.hosts", "the MX set of every mail domain, once: each hub's FQDN (an address record, never a CNAME)"
+    )
+    mail_domains: list[str] = fact(
+        "domains.mail, domains.managed[].name, services.lists.domain", "the zones that carry the mail exchangers"
+    )
+    zones: dict[str, list[dict[str, Any]]] = fact(
+        "hosts[], services.{mx,proxy,webmail,lists}.hosts, services.store_pairs[].live, placement.letters, policies.smtp_ttl",
+        "zone -> records (name, type, ttl, value): hosts' A/AAAA, round-robin smtp/imap/pop/webmail (short TTL), "
+        "mail[a-z] CNAME to the live member of the letter's pair, the lists' address, delegations of zones below",
+    )
+
+
+ROLE_FACTS["hermes_dns"] = DnsFacts
+
+
+def dns_facts(loaded: LoadedEstate) -> DnsFacts:
+    from hermes.render import dns
+
+    estate = loaded.estate
+    servers = dns.name_servers(estate)
+    return DnsFacts(
+        soa=DnsSoa(
+            primary=servers[0],
+            hostmaster=dns.hostmaster(estate),
+            refresh=dns.SOA_REFRESH,
+            retry=dns.SOA_RETRY,
+            expire=dns.SOA_EXPIRE,
+            negative_ttl=dns.SOA_NEGATIVE_TTL,
+        ),
+        name_servers=servers,
+        default_ttl=estate.policies.dns_ttl,
+        mail_exchangers=[MailExchanger(**mx) for mx in dns.mail_exchangers(estate)],
+        mail_domains=dns.mail_domains(estate),
+        zones=dns.zone_records(estate, loaded.addresses),
     )
