@@ -7,13 +7,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hermes.loader import load_estate
+from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
 from hermes.render.yamlfile import _emitted, dump
@@ -183,3 +184,21 @@ def test_role_addresses_default_to_postmasters(write_estate) -> None:  # type: i
     given = load_estate(write_estate({"domains.role_addresses.hostmaster": ["fanf2"]}))
     mta = yaml.safe_load(render_inventory(given, "x.yml")["group_vars/mx.yml"])["hermes_mta"]
     assert mta["role_addresses"]["hostmaster"] == ["fanf2"]
+
+
+def test_proxy_sends_each_pair_to_its_live_member(write_estate) -> None:  # type: ignore[no-untyped-def]
+    def proxy(loaded: LoadedEstate) -> dict[str, Any]:
+        return dict(yaml.safe_load(render_inventory(loaded, "x.yml")["group_vars/proxy.yml"])["hermes_proxy"])
+
+    lab = load_estate(write_estate())
+    facts = proxy(lab)
+    for pair in lab.estate.services.store_pairs:
+        assert facts["backends"][pair.name] == {"host": f"{pair.live}.lab.test", "address": str(lab.addresses[pair.live])}
+    assert facts["backend_ports"] == {"imap": {"port": 143, "tls": "starttls"}, "pop3": {"port": 110, "tls": "starttls"}}
+    switched = proxy(load_estate(write_estate({"services.store_pairs[0].live": "store-1b"})))
+    assert switched["backends"]["cyrus-1"]["host"] == "store-1b.lab.test"
+    assert switched["backends"]["cyrus-2"] == facts["backends"]["cyrus-2"]
+    # Without the STARTTLS port the proxy logs in on the implicit-TLS one.
+    no_plain = proxy(load_estate(write_estate({"policies.ports": {"imap": {"port": 143, "tls": "starttls", "enabled": False}}})))
+    assert no_plain["backend_ports"]["imap"] == {"port": 993, "tls": "implicit"}
+    assert [listener["name"] for listener in no_plain["listeners"]] == ["imaps", "pop3", "pop3s"]

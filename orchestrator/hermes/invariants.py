@@ -16,6 +16,7 @@ from hermes.accounts import Accounts
 from hermes.capacity import pair_capacity
 from hermes.errors import Problem
 from hermes.model import Estate, Role, letters_of
+from hermes.model.services import LIST_SUFFIXES
 
 Check = Callable[[Estate, Accounts], list[Problem]]
 
@@ -276,6 +277,34 @@ def _missing_targets(
             problems.append(Problem(path, f"target {target!r}: {user!r} is not in the accounts file"))
         elif where in managed and user.lower() not in managed[where]:
             problems.append(Problem(path, f"target {target!r}: {where} has no alias {user!r}"))
+        elif where == estate.services.lists.domain and _list_of(user.lower()) not in _list_names(estate):
+            problems.append(Problem(path, f"target {target!r}: {where} has no list {_list_of(user.lower())!r}"))
+    return problems
+
+
+def _list_names(estate: Estate) -> set[str]:
+    return {mailing_list.name for mailing_list in estate.services.lists.lists}
+
+
+def _list_of(local_part: str) -> str:
+    """The list an address of the lists' domain belongs to: its local part less a Mailman suffix."""
+    for suffix in LIST_SUFFIXES:
+        base, found, rest = local_part.partition(suffix)
+        if found and (not rest or rest.startswith("+")):
+            return base
+    return local_part
+
+
+def mailing_lists(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """Each list once, and none hidden behind a role address (postmaster@ is never a list)."""
+    lists = estate.services.lists.lists
+    problems = _unique("services.lists.lists", (m.name for m in lists), "list")
+    roles = set(type(estate.domains.role_addresses).model_fields)
+    problems += [
+        Problem(f"services.lists.lists[{i}].name", f"{m.name!r} is a role address, answered before any list")
+        for i, m in enumerate(lists)
+        if m.name in roles
+    ]
     return problems
 
 
@@ -303,6 +332,7 @@ CHECKS: tuple[Check, ...] = (
     store_pairs,
     backup_partitions,
     directory_hosts,
+    mailing_lists,
     placement,
     quotas,
     reserved_names,

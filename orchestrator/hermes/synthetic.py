@@ -271,7 +271,7 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
             "backup": {"hosts": backups},
             "proxy": {"hosts": pool("ppsw-")},
             "webmail": {"hosts": pool("webmail-")},
-            "lists": {"hosts": pool("lists-"), "domain": "lists.cam.ac.uk"},
+            "lists": {"hosts": pool("lists-"), "domain": "lists.cam.ac.uk", "lists": [{"name": "cs-unix-support"}]},
             "dns": {"hosts": pool("dns-")},
             "directory": {"hosts": pool("dns-")[:2]},
         },

@@ -279,7 +279,7 @@ def test_managed_domain_aliases_and_lists(host: Any) -> None:
 
 def test_role_addresses_answer_in_every_domain(host: Any) -> None:
     """postmaster@ and abuse@ (RFC 5321 §4.5.1, RFC 2142) of the mail, managed and lists domains
-    reach the estate's targets, not Mailman or an unknown-user refusal."""
+    reach the estate's targets (not Mailman); a near miss is refused."""
     roles: dict[str, list[str]] = _policy("role_addresses")
     domains = [_domain(), *_policy("managed_domains"), _policy("lists_domain")]
     sender = f"sender@{_outside()}"
@@ -288,14 +288,33 @@ def test_role_addresses_answer_in_every_domain(host: Any) -> None:
             [target] = roles[role]  # the scenario gives each role one user
             client = _connect()
             client.mail(sender)
-            # A near miss is refused, but in the lists domain, where every address is Mailman's.
-            if domain != _policy("lists_domain"):
-                assert _rcpt(client, f"{role}x@{domain}")[0] == 550, domain
+            assert _rcpt(client, f"{role}x@{domain}")[0] == 550, domain
             client.rset()
             token = _token()
             _send(client, sender, [f"{role}@{domain}"], _message(token, sender, [f"{role}@{domain}"]))
             client.quit()
             _arrived(_store_of(target), "lmtp-2003", f"{target}@{_domain()}", token)
+
+
+def test_only_lists_are_accepted_in_the_lists_domain(host: Any) -> None:
+    """The lists of the estate and Mailman's addresses of each go to Mailman whole; any other
+    address of the lists' domain is refused at RCPT, not accepted and bounced later."""
+    domain = _policy("lists_domain")
+    [name, *_] = _policy("lists")
+    client = _connect()
+    assert client.mail(f"sender@{_outside()}")[0] == 250
+    for local in (name, f"{name}-request", f"{name}-owner", f"{name}-bounces+someone=outside.test"):
+        assert _rcpt(client, f"{local}@{domain}")[0] == 250, local
+    for local in (f"no-{name}", f"{name}-requests", f"{name}x-owner"):
+        code, text = _rcpt(client, f"{local}@{domain}")
+        assert code == 550, (local, code, text)
+    client.rset()
+    token = _token()
+    recipient = f"{name}-request@{domain}"
+    _send(client, f"sender@{_outside()}", [recipient], _message(token, f"sender@{_outside()}", [recipient]))
+    client.quit()
+    # Mailman is given the whole local part, suffix included.
+    _arrived(RENDERED.get_hosts("lists")[0], "lmtp-8024", recipient, token)
 
 
 def test_unknown_recipients_refused_at_rcpt(host: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hermes.model.base import DomainName, Name, StrictModel
 from hermes.model.site import Subnet
@@ -61,8 +61,30 @@ class StorePair(StrictModel):
         return self.replica if self.live == self.master else self.master
 
 
+# Mailman's own addresses of a list: <list><suffix>@ the lists' domain.
+LIST_SUFFIXES = ("-bounces", "-confirm", "-join", "-leave", "-owner", "-request", "-subscribe", "-unsubscribe")
+
+
+class MailingList(StrictModel):
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="the list's local part in the lists' domain (lower case)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_mailman_address(cls, name: str) -> str:
+        for suffix in LIST_SUFFIXES:
+            if name.endswith(suffix):
+                raise ValueError(f"a list name may not end in {suffix!r}: that is Mailman's address of another list")
+        return name
+
+
 class Lists(HostGroup):
     domain: DomainName = Field(description="the lists' mail domain, e.g. lists.cam.ac.uk")
+    lists: list[MailingList] = Field(
+        default_factory=list,
+        description="the lists; the hubs refuse, at RCPT, every other address of the lists' domain",
+    )
 
 
 class Directory(HostGroup):

@@ -9,6 +9,7 @@ Layout (all paths relative to the rendered directory, e.g. inventory/rendered/<e
   group_vars/all/directory.yml  hermes_saslauthd: how hubs and stores ask the directory
   group_vars/directory.yml      hermes_directory: the directory's tree and accounts
   group_vars/mx.yml             the hubs' role facts: hermes_mta, hermes_antivirus
+  group_vars/proxy.yml          hermes_proxy: each pair's live member, the listeners
   group_vars/dns.yml            hermes_dns: every zone the DNS hosts serve
   host_vars/<host>.yml          one host's address, place, hardware, and its role facts
                                 (hermes_cyrus on a store or backup server)
@@ -30,6 +31,7 @@ from hermes.render.roles import (
     directory_facts,
     dns_facts,
     mta_facts,
+    proxy_facts,
     saslauthd_facts,
 )
 from hermes.render.yamlfile import dump, header
@@ -175,6 +177,10 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
         "group_vars/all/directory.yml": yaml_file(
             "How hosts check passwords against the directory (saslauthd on the hubs and stores).",
             {"hermes_saslauthd": saslauthd_facts(loaded).rendered()},
+        ),
+        "group_vars/proxy.yml": yaml_file(
+            "The IMAP/POP proxies' role facts (hermes_proxy); they route by hermes_placement.",
+            {"hermes_proxy": proxy_facts(loaded).rendered()},
         ),
         "group_vars/directory.yml": yaml_file(
             "The directory hosts' role facts (hermes_directory): the tree and every account.",

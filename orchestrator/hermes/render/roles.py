@@ -64,6 +64,7 @@ class MtaFacts(Facts):
     )
     lists_domain: str = fact("services.lists.domain", "Mailman's mail domain")
     lists_hosts: list[str] = fact("services.lists.hosts", "addresses of the lists hosts")
+    lists: list[str] = fact("services.lists.lists[].name", "the lists: no other address of the lists' domain is accepted")
     store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
     relay_networks: list[str] = fact("services.mx.relay_networks", "networks that may relay without authenticating")
     message_size_limit_bytes: int = fact("policies.message_size_limit", "largest message accepted")
@@ -149,6 +150,29 @@ class CyrusFacts(Facts):
     delete_retention_days: int = fact("policies.delayed_delete_days", "days deleted folders stay recoverable")
 
 
+class ProxyBackend(Facts):
+    host: str
+    address: str
+
+
+class BackendPort(Facts):
+    port: int
+    tls: str
+
+
+class ProxyFacts(Facts):
+    """``hermes_proxy``, the IMAP/POP proxies: where each pair's users are sent, and how."""
+
+    listeners: list[Listener] = fact("policies.ports.{imap,imaps,pop3,pop3s}", "the enabled client listeners")
+    backends: dict[str, ProxyBackend] = fact(
+        "services.store_pairs[].live, domains.hosts", "store pair -> its live member (FQDN for TLS, address to connect)"
+    )
+    backend_ports: dict[str, BackendPort] = fact(
+        "policies.ports.{imap,imaps,pop3,pop3s}",
+        "protocol -> the stores' port the proxy logs in on: the STARTTLS one if enabled, else the implicit-TLS one",
+    )
+
+
 # Rendered variable -> the model of its value, for the reference in docs/role-facts.md.
 ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_common": CommonFacts,
@@ -156,6 +180,7 @@ ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_antivirus": Antivirus,
     "hermes_saslauthd": SaslauthdFacts,
     "hermes_directory": DirectoryFacts,
+    "hermes_proxy": ProxyFacts,
     "hermes_cyrus": CyrusFacts,
 }
 
@@ -187,6 +212,7 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         role_addresses=estate.domains.role_addresses.resolved(),
         lists_domain=estate.services.lists.domain,
         lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
+        lists=sorted(m.name for m in estate.services.lists.lists),
         store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
         relay_networks=[str(n) for n in estate.services.mx.relay_networks],
         message_size_limit_bytes=int(policies.message_size_limit),
@@ -227,6 +253,34 @@ def directory_facts(loaded: LoadedEstate) -> DirectoryFacts:
     )
 
 
+def _listeners(estate: Estate) -> list[Listener]:
+    """The enabled IMAP and POP listeners, the same on the stores and on the proxies."""
+    return [
+        Listener(name=name, protocol=name[:4], port=port.port, tls=str(port.tls))
+        for name, port in sorted(estate.policies.ports.mailbox_ports().items())
+        if port.enabled
+    ]
+
+
+def proxy_facts(loaded: LoadedEstate) -> ProxyFacts:
+    estate = loaded.estate
+    ports = estate.policies.ports
+    backend_ports = {}
+    for protocol, plain, implicit in (("imap", ports.imap, ports.imaps), ("pop3", ports.pop3, ports.pop3s)):
+        # Stores always listen for the proxies; the plain port is preferred as it is cheaper to
+        # reach (STARTTLS), and both are TLS.
+        chosen = plain if plain.enabled else implicit
+        backend_ports[protocol] = BackendPort(port=chosen.port, tls=str(chosen.tls))
+    return ProxyFacts(
+        listeners=_listeners(estate),
+        backends={
+            pair.name: ProxyBackend(host=_fqdn(estate, pair.live), address=str(loaded.addresses[pair.live]))
+            for pair in estate.services.store_pairs
+        },
+        backend_ports=backend_ports,
+    )
+
+
 def cyrus_facts(
     loaded: LoadedEstate, host: str, users: Mapping[str, tuple[str, ...]], address: Mapping[str, str]
 ) -> CyrusFacts | None:
@@ -251,11 +305,7 @@ def cyrus_facts(
         else [],
         sync_clients=[address[h] for h in sync_sources(estate, host)],
         lmtp_clients=sorted(address[h] for h in estate.services.mx.hosts),
-        listeners=[
-            Listener(name=name, protocol=name[:4], port=port.port, tls=str(port.tls))
-            for name, port in sorted(policies.ports.mailbox_ports().items())
-            if port.enabled
-        ],
+        listeners=_listeners(estate),
         mailboxes=list(pair_users) if role is StoreRole.LIVE else [],
         quota_default_bytes=int(policies.quota.default),
         quota_overrides={u: q for u in pair_users if (q := loaded.accounts.get(u)) is not None},
