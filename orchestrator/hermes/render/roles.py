@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hermes.loader import LoadedEstate
 from hermes.model import Estate
+from hermes.render import dns
 from hermes.topology import StoreRole, channels, pair_of, partitions, store_role, sync_sources
 
 
@@ -173,6 +174,44 @@ class ProxyFacts(Facts):
     )
 
 
+class DnsSoa(Facts):
+    primary: str
+    hostmaster: str
+    refresh: int
+    retry: int
+    expire: int
+    negative_ttl: int
+
+
+class MailExchanger(Facts):
+    preference: int
+    host: str
+
+
+class DnsFacts(Facts):
+    """``hermes_dns``, the DNS hosts (group dns): every zone they serve, complete but for the SOA
+    serial, which the role bumps only when a zone's content changes. Names are FQDNs without the
+    final dot; record values are zone-file text."""
+
+    soa: DnsSoa = fact(
+        "services.dns.hosts (the first, sorted), domains.mail",
+        "SOA of every zone: primary name server, hostmaster mailbox (hostmaster@ the mail domain), timers",
+    )
+    name_servers: list[str] = fact("services.dns.hosts, domains.hosts", "the NS of every zone: the DNS hosts' FQDNs, sorted")
+    default_ttl: int = fact("policies.dns_ttl", "TTL of the SOA, NS and MX records ($TTL of every zone)")
+    mail_exchangers: list[MailExchanger] = fact(
+        "services.mx.hosts", "the MX set of every mail domain, once: each hub's FQDN (an address record, never a CNAME)"
+    )
+    mail_domains: list[str] = fact(
+        "domains.mail, domains.managed[].name, services.lists.domain", "the zones that carry the mail exchangers"
+    )
+    zones: dict[str, list[dict[str, Any]]] = fact(
+        "hosts[], services.{mx,proxy,webmail,lists}.hosts, services.store_pairs[].live, placement.letters, policies.smtp_ttl",
+        "zone -> records (name, type, ttl, value): hosts' A/AAAA, round-robin smtp/imap/pop/webmail (short TTL), "
+        "mail[a-z] CNAME to the live member of the letter's pair, the lists' address, delegations of zones below",
+    )
+
+
 # Rendered variable -> the model of its value, for the reference in docs/role-facts.md.
 ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_common": CommonFacts,
@@ -182,6 +221,7 @@ ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_directory": DirectoryFacts,
     "hermes_proxy": ProxyFacts,
     "hermes_cyrus": CyrusFacts,
+    "hermes_dns": DnsFacts,
 }
 
 
@@ -317,50 +357,7 @@ def cyrus_facts(
     )
 
 
-class DnsSoa(Facts):
-    primary: str
-    hostmaster: str
-    refresh: int
-    retry: int
-    expire: int
-    negative_ttl: int
-
-
-class MailExchanger(Facts):
-    preference: int
-    host: str
-
-
-class DnsFacts(Facts):
-    """``hermes_dns``, the DNS hosts (group dns): every zone they serve, complete but for the SOA
-    serial, which the role bumps only when a zone's content changes. Names are FQDNs without the
-    final dot; record values are zone-file text."""
-
-    soa: DnsSoa = fact(
-        "services.dns.hosts (the first, sorted), domains.mail",
-        "SOA of every zone: primary name server, hostmaster mailbox (hostmaster@ the mail domain), timers",
-    )
-    name_servers: list[str] = fact("services.dns.hosts, domains.hosts", "the NS of every zone: the DNS hosts' FQDNs, sorted")
-    default_ttl: int = fact("policies.dns_ttl", "TTL of the SOA, NS and MX records ($TTL of every zone)")
-    mail_exchangers: list[MailExchanger] = fact(
-        "services.mx.hosts", "the MX set of every mail domain, once: each hub's FQDN (an address record, never a CNAME)"
-    )
-    mail_domains: list[str] = fact(
-        "domains.mail, domains.managed[].name, services.lists.domain", "the zones that carry the mail exchangers"
-    )
-    zones: dict[str, list[dict[str, Any]]] = fact(
-        "hosts[], services.{mx,proxy,webmail,lists}.hosts, services.store_pairs[].live, placement.letters, policies.smtp_ttl",
-        "zone -> records (name, type, ttl, value): hosts' A/AAAA, round-robin smtp/imap/pop/webmail (short TTL), "
-        "mail[a-z] CNAME to the live member of the letter's pair, the lists' address, delegations of zones below",
-    )
-
-
-ROLE_FACTS["hermes_dns"] = DnsFacts
-
-
 def dns_facts(loaded: LoadedEstate) -> DnsFacts:
-    from hermes.render import dns
-
     estate = loaded.estate
     servers = dns.name_servers(estate)
     return DnsFacts(
