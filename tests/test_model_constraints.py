@@ -10,6 +10,9 @@ from hermes.errors import EstateError
 from hermes.loader import load_estate
 from tests.conftest import WriteEstate
 
+# The lab's list, as list cases that add another list keep it.
+LIST = {"name": "cs-unix-support", "owners": ["dpc22"], "members": ["dpc22", "fanf2", "ph10"]}
+
 # (id, the refused edit, the accepted edit next to it, expected path, expected words)
 CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
     (
@@ -57,7 +60,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         },
         {
             "policies.ports": {
-                n: {"port": p, "tls": "starttls", "enabled": n == "submission"}
+                # smtp too: Mailman sends through it (lists-without-smtp)
+                n: {"port": p, "tls": "starttls", "enabled": n != "smtps"}
                 for n, p in (("smtp", 25), ("smtps", 465), ("submission", 587))
             }
         },
@@ -157,24 +161,105 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
     ),
     (
         "list-named-like-mailmans-address",
-        {"services.lists.lists": [{"name": "cs-unix-support"}, {"name": "help-request"}]},
-        {"services.lists.lists": [{"name": "cs-unix-support"}, {"name": "help-requests"}]},
+        {"services.lists.lists": [LIST, {"name": "help-request", "owners": ["dpc22"]}]},
+        {"services.lists.lists": [LIST, {"name": "help-requests", "owners": ["dpc22"]}]},
         "services.lists.lists[1].name",
         "may not end in '-request'",
     ),
     (
         "list-twice",
-        {"services.lists.lists": [{"name": "cs-unix-support"}, {"name": "cs-unix-support"}]},
-        {"services.lists.lists": [{"name": "cs-unix-support"}, {"name": "cs-unix-support-2"}]},
+        {"services.lists.lists": [LIST, LIST]},
+        {"services.lists.lists": [LIST, {**LIST, "name": "cs-unix-support-2"}]},
         "services.lists.lists",
         "defined more than once",
     ),
     (
         "list-behind-a-role-address",
-        {"services.lists.lists": [{"name": "cs-unix-support"}, {"name": "abuse"}]},
-        {"services.lists.lists": [{"name": "cs-unix-support"}, {"name": "abuse-reports"}]},
+        {"services.lists.lists": [LIST, {"name": "abuse", "owners": ["fanf2"]}]},
+        {"services.lists.lists": [LIST, {"name": "abuse-reports", "owners": ["fanf2"]}]},
         "services.lists.lists[1].name",
         "is a role address",
+    ),
+    (
+        "list-without-owner",
+        {"services.lists.lists[0].owners": []},
+        {"services.lists.lists[0].owners": ["fanf2"]},
+        "services.lists.lists[0].owners",
+        "at least 1 item",
+    ),
+    (
+        "list-member-not-an-address",
+        {"services.lists.lists[0].members": ["dpc22", "Fanf2"]},
+        {"services.lists.lists[0].members": ["dpc22", "Tony.Finch@ucs.lab.test"]},
+        "services.lists.lists[0].members[1]",
+        "should match pattern",
+    ),
+    (
+        "list-member-no-account",
+        {"services.lists.lists[0].members": ["dpc22", "ghost"]},
+        {"services.lists.lists[0].members": ["dpc22", "rjd4"]},
+        "services.lists.lists[0].members",
+        "'ghost' is not in the accounts file",
+    ),
+    (
+        "list-member-no-account-at-the-mail-domain",
+        {"services.lists.lists[0].members": ["ghost@hermes.lab.test"]},
+        {"services.lists.lists[0].members": ["someone@example.org"]},
+        "services.lists.lists[0].members",
+        "'ghost' is not in the accounts file",
+    ),
+    (
+        "list-owner-no-alias",
+        {"services.lists.lists[0].owners": ["nobody@ucs.lab.test"]},
+        {"services.lists.lists[0].owners": ["mail-support@ucs.lab.test"]},
+        "services.lists.lists[0].owners",
+        "ucs.lab.test has no alias 'nobody'",
+    ),
+    (
+        "list-member-twice",
+        {"services.lists.lists[0].members": ["dpc22", "fanf2", "DPC22@hermes.lab.test"]},
+        {"services.lists.lists[0].members": ["dpc22", "fanf2", "ph10@hermes.lab.test"]},
+        "services.lists.lists[0].members",
+        "'dpc22@hermes.lab.test' is listed more than once",
+    ),
+    (
+        "list-owner-twice",
+        {"services.lists.lists[0].owners": ["dpc22", "dpc22"]},
+        {"services.lists.lists[0].owners": ["dpc22", "fanf2"]},
+        "services.lists.lists[0].owners",
+        "is listed more than once",
+    ),
+    (
+        "list-member-of-itself",
+        {"services.lists.lists[0].members": ["dpc22", "cs-unix-support@lists.lab.test"]},
+        {"services.lists.lists": [LIST, {"name": "staff", "owners": ["dpc22"], "members": ["cs-unix-support@lists.lab.test"]}]},
+        "services.lists.lists[0].members",
+        "is an address of this list",
+    ),
+    (
+        "list-owned-by-its-own-owner-address",
+        {"services.lists.lists[0].owners": ["cs-unix-support-owner@lists.lab.test"]},
+        {"services.lists.lists[0].owners": ["fanf2@hermes.lab.test"]},
+        "services.lists.lists[0].owners",
+        "is an address of this list",
+    ),
+    (
+        "list-member-no-list",
+        {"services.lists.lists[0].members": ["staff@lists.lab.test"]},
+        {"services.lists.lists": [{**LIST, "members": ["staff@lists.lab.test"]}, {"name": "staff", "owners": ["dpc22"]}]},
+        "services.lists.lists[0].members",
+        "lists.lab.test has no list 'staff'",
+    ),
+    (
+        "lists-without-smtp",
+        {"policies.ports": {"smtp": {"port": 25, "tls": "starttls", "enabled": False}}},
+        {
+            "policies.ports": {"smtp": {"port": 25, "tls": "starttls", "enabled": False}},
+            "services.lists.lists": [],
+            "domains.managed[0].aliases.unix-support": ["dpc22"],
+        },
+        "policies.ports.smtp.enabled",
+        "Mailman sends the lists' mail through the hubs' smtp port",
     ),
     (
         "directory-host-twice",

@@ -194,11 +194,11 @@ def test_proxy_sends_each_pair_to_its_live_member(write_estate) -> None:  # type
     facts = proxy(lab)
     for pair in lab.estate.services.store_pairs:
         assert facts["backends"][pair.name] == {"host": f"{pair.live}.lab.test", "address": str(lab.addresses[pair.live])}
-    assert facts["backend_ports"] == {"imap": {"port": 143, "tls": "starttls"}, "pop3": {"port": 110, "tls": "starttls"}}
+    assert facts["backend_ports"] == {"imap": {"port": 993, "tls": "implicit"}, "pop3": {"port": 995, "tls": "implicit"}}
     switched = proxy(load_estate(write_estate({"services.store_pairs[0].live": "store-1b"})))
     assert switched["backends"]["cyrus-1"]["host"] == "store-1b.lab.test"
     assert switched["backends"]["cyrus-2"] == facts["backends"]["cyrus-2"]
-    # Without the STARTTLS port the proxy logs in on the implicit-TLS one.
-    no_plain = proxy(load_estate(write_estate({"policies.ports": {"imap": {"port": 143, "tls": "starttls", "enabled": False}}})))
-    assert no_plain["backend_ports"]["imap"] == {"port": 993, "tls": "implicit"}
-    assert [listener["name"] for listener in no_plain["listeners"]] == ["imaps", "pop3", "pop3s"]
+    # Without the implicit-TLS port the proxy logs in on the STARTTLS one.
+    no_imaps = proxy(load_estate(write_estate({"policies.ports": {"imaps": {"port": 993, "tls": "implicit", "enabled": False}}})))
+    assert no_imaps["backend_ports"]["imap"] == {"port": 143, "tls": "starttls"}
+    assert [listener["name"] for listener in no_imaps["listeners"]] == ["imap", "pop3", "pop3s"]

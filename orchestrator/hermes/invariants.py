@@ -16,6 +16,7 @@ from hermes.accounts import Accounts
 from hermes.capacity import pair_capacity
 from hermes.errors import Problem
 from hermes.model import Estate, Role, letters_of
+from hermes.model.domains import qualified
 from hermes.model.services import LIST_SUFFIXES
 
 Check = Callable[[Estate, Accounts], list[Problem]]
@@ -296,7 +297,8 @@ def _list_of(local_part: str) -> str:
 
 
 def mailing_lists(estate: Estate, accounts: Accounts) -> list[Problem]:
-    """Each list once, and none hidden behind a role address (postmaster@ is never a list)."""
+    """Each list once, none hidden behind a role address (postmaster@ is never a list), and
+    every owner and member someone mail can reach: an account, an alias, another list."""
     lists = estate.services.lists.lists
     problems = _unique("services.lists.lists", (m.name for m in lists), "list")
     roles = set(type(estate.domains.role_addresses).model_fields)
@@ -305,6 +307,24 @@ def mailing_lists(estate: Estate, accounts: Accounts) -> list[Problem]:
         for i, m in enumerate(lists)
         if m.name in roles
     ]
+    managed = {d.name: {local.lower(): targets for local, targets in d.aliases.items()} for d in estate.domains.managed}
+    for i, mailing_list in enumerate(lists):
+        for field in ("owners", "members"):
+            path = f"services.lists.lists[{i}].{field}"
+            targets: list[str] = getattr(mailing_list, field)
+            problems.extend(_missing_targets(estate, accounts, managed, path, targets))
+            addresses = [qualified(t, estate.domains.mail).lower() for t in targets]
+            problems.extend(Problem(path, f"{a!r} is listed more than once") for a in _duplicates(addresses))
+            problems.extend(
+                Problem(path, f"{t!r} is an address of this list: its mail would come back to it (a loop)")
+                for t in targets
+                if t.partition("@")[2] == estate.services.lists.domain
+                and _list_of(t.partition("@")[0].lower()) == mailing_list.name
+            )
+    if lists and not estate.policies.ports.smtp.enabled:
+        problems.append(
+            Problem("policies.ports.smtp.enabled", "Mailman sends the lists' mail through the hubs' smtp port: enable it")
+        )
     return problems
 
 

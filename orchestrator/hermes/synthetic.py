@@ -49,6 +49,8 @@ _INITIALS = dict(
 )
 # Real names from the seeds, so aliases such as Tony.Finch -> fanf2 resolve.
 _SEED_USERS = ("fanf2", "dpc22", "ph10", "confide", "cs-unix-support")
+# The seeds' list: the Unix support team, run by dpc22.
+_CS_UNIX_SUPPORT = {"name": "cs-unix-support", "owners": ["dpc22"], "members": ["dpc22", "fanf2", "ph10"]}
 _DEPARTMENTS = (
     "ucs",
     "eng",
@@ -271,7 +273,7 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
             "backup": {"hosts": backups},
             "proxy": {"hosts": pool("ppsw-")},
             "webmail": {"hosts": pool("webmail-")},
-            "lists": {"hosts": pool("lists-"), "domain": "lists.cam.ac.uk", "lists": [{"name": "cs-unix-support"}]},
+            "lists": {"hosts": pool("lists-"), "domain": "lists.cam.ac.uk", "lists": [_CS_UNIX_SUPPORT]},
             "dns": {"hosts": pool("dns-")},
             "directory": {"hosts": pool("dns-")[:2]},
         },

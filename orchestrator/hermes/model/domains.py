@@ -16,6 +16,11 @@ Target = Annotated[
 ]
 
 
+def qualified(target: str, mail_domain: str) -> str:
+    """A target as a full address: a username becomes <username>@ the accounts' domain."""
+    return target if "@" in target else f"{target}@{mail_domain}"
+
+
 class ManagedDomain(StrictModel):
     """A department's domain run by the hub, e.g. ucs: Tony.Finch@ucs -> fanf2@hermes."""
 

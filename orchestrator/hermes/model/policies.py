@@ -90,6 +90,11 @@ class Ports(StrictModel):
             raise ValueError("smtp (port 25) receives mail from the Internet and cannot require auth")
         if not any(spec.enabled for spec in (self.smtp, self.smtps, self.submission)):
             raise ValueError("at least one of smtp, smtps and submission must be enabled")
+        # Users (and webmail on their behalf) submit with their password and read over IMAP.
+        if not (self.submission.enabled or self.smtps.enabled):
+            raise ValueError("at least one of submission and smtps must be enabled: users could not send")
+        if not (self.imap.enabled or self.imaps.enabled):
+            raise ValueError("at least one of imap and imaps must be enabled: users could not read their mail")
         return self
 
     def smtp_ports(self) -> dict[str, SmtpPort]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from hermes.model.base import DomainName, Name, StrictModel
+from hermes.model.domains import Target
 from hermes.model.site import Subnet
 
 
@@ -66,9 +67,18 @@ LIST_SUFFIXES = ("-bounces", "-confirm", "-join", "-leave", "-owner", "-request"
 
 
 class MailingList(StrictModel):
+    """A Mailman list, its owners and members: each deploy makes Mailman's rosters these.
+
+    Addresses added by email or by an owner are removed at the next deploy (docs/lists.md)."""
+
     name: str = Field(
         pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="the list's local part in the lists' domain (lower case)"
     )
+    owners: list[Target] = Field(
+        min_length=1,
+        description="usernames or full addresses that run the list (<list>-owner@ reaches them); at least one",
+    )
+    members: list[Target] = Field(default_factory=list, description="usernames or full addresses a post to the list is sent to")
 
     @field_validator("name")
     @classmethod

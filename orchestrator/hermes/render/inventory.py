@@ -11,6 +11,8 @@ Layout (all paths relative to the rendered directory, e.g. inventory/rendered/<e
   group_vars/mx.yml             the hubs' role facts: hermes_mta, hermes_antivirus
   group_vars/proxy.yml          hermes_proxy: each pair's live member, the listeners
   group_vars/dns.yml            hermes_dns: every zone the DNS hosts serve
+  group_vars/lists.yml          hermes_lists: Mailman's domain, the lists and their rosters
+  group_vars/webmail.yml        hermes_webmail: the proxy and hub webmail uses, size limits
   host_vars/<host>.yml          one host's address, place, hardware, and its role facts
                                 (hermes_cyrus on a store or backup server)
 
@@ -30,9 +32,11 @@ from hermes.render.roles import (
     cyrus_facts,
     directory_facts,
     dns_facts,
+    lists_facts,
     mta_facts,
     proxy_facts,
     saslauthd_facts,
+    webmail_facts,
 )
 from hermes.render.yamlfile import dump, header
 from hermes.topology import pair_of, users_by_pair
@@ -189,6 +193,14 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
         "group_vars/dns.yml": yaml_file(
             "The DNS hosts' role facts (hermes_dns): every zone, complete but for the serial (the role's).",
             {"hermes_dns": dns_facts(loaded).rendered()},
+        ),
+        "group_vars/lists.yml": yaml_file(
+            "The lists hosts' role facts (hermes_lists): Mailman's domain, the lists and their rosters.",
+            {"hermes_lists": lists_facts(loaded).rendered()},
+        ),
+        "group_vars/webmail.yml": yaml_file(
+            "The webmail hosts' role facts (hermes_webmail): where Roundcube reads and sends, size limits.",
+            {"hermes_webmail": webmail_facts(loaded).rendered()},
         ),
     }
     for name, data in _host_vars(loaded).items():

@@ -15,8 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hermes.loader import LoadedEstate
 from hermes.model import Estate
+from hermes.model.domains import qualified
 from hermes.render import dns
 from hermes.topology import StoreRole, channels, pair_of, partitions, store_role, sync_sources
+
+# What a message needs besides its attachments (headers, the text part): the margin the store
+# also allows above the hubs' limit.
+MESSAGE_OVERHEAD_BYTES = 65536
 
 
 def fact(source: str, description: str) -> Any:
@@ -68,6 +73,10 @@ class MtaFacts(Facts):
     lists: list[str] = fact("services.lists.lists[].name", "the lists: no other address of the lists' domain is accepted")
     store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
     relay_networks: list[str] = fact("services.mx.relay_networks", "networks that may relay without authenticating")
+    relay_hosts: list[str] = fact(
+        "services.lists.hosts",
+        "addresses of the estate's hosts that send through the hubs without authenticating: the lists hosts (Mailman)",
+    )
     message_size_limit_bytes: int = fact("policies.message_size_limit", "largest message accepted")
     ports: dict[str, SmtpListener] = fact("policies.ports.{smtp,smtps,submission}", "the SMTP listeners")
     dnsbls: list[str] = fact("policies.spam.dnsbls", "DNS blocklists for outside clients")
@@ -170,8 +179,61 @@ class ProxyFacts(Facts):
     )
     backend_ports: dict[str, BackendPort] = fact(
         "policies.ports.{imap,imaps,pop3,pop3s}",
-        "protocol -> the stores' port the proxy logs in on: the STARTTLS one if enabled, else the implicit-TLS one",
+        "protocol -> the stores' port the proxy logs in on: the implicit-TLS one if enabled, else the STARTTLS one",
     )
+
+
+class Endpoint(Facts):
+    host: str
+    port: int
+    tls: str
+
+
+class WebmailFacts(Facts):
+    """``hermes_webmail``, the webmail hosts (Roundcube): where it reads and sends mail as the
+    user, and the size limits that let an attachment through every hop."""
+
+    name: str = fact("domains.hosts", "the service name users browse to (webmail.<hosts domain>)")
+    mail_domain: str = fact("domains.mail", "the domain of the users' addresses (their identities)")
+    imap: Endpoint = fact(
+        "services.proxy.hosts (the first, sorted), policies.ports.{imaps,imap}, domains.hosts",
+        "the IMAP proxy webmail logs in to as the user: implicit TLS if enabled, else STARTTLS",
+    )
+    smtp: Endpoint = fact(
+        "services.mx.hosts (the first, sorted), policies.ports.{submission,smtps}, domains.hosts",
+        "the hub webmail submits through with the user's credentials: submission (STARTTLS) if enabled, else smtps",
+    )
+    message_size_limit_bytes: int = fact("policies.message_size_limit", "the largest message webmail may send: the hubs' limit")
+    attachment_size_limit_bytes: int = fact(
+        "policies.message_size_limit",
+        "the largest attachment (in total) whose message still fits the hubs' limit: base64 grows 57 bytes to 78, "
+        f"and {MESSAGE_OVERHEAD_BYTES} bytes are left for headers and text",
+    )
+
+
+class MailingListFacts(Facts):
+    name: str
+    owners: list[str]
+    members: list[str]
+
+
+class ListsFacts(Facts):
+    """``hermes_lists``, the lists hosts (Mailman 3): the lists' domain, every list with its
+    rosters, and the hub Mailman sends through. Each lists host listens for LMTP on its own
+    service address (hermes_address), where the hubs deliver."""
+
+    domain: str = fact("services.lists.domain", "the lists' mail domain, Mailman's only domain")
+    lists: list[MailingListFacts] = fact(
+        "services.lists.lists[], domains.mail",
+        "every list, by name, with its owners and members as full addresses (a username is <username>@ the "
+        "accounts' domain): each deploy makes Mailman's rosters exactly these",
+    )
+    site_owner: str = fact("domains.mail", "Mailman's site owner, who hears of its problems: postmaster@ the accounts' domain")
+    smtp_host: str = fact(
+        "services.mx.hosts (the first, sorted)",
+        "address of the hub Mailman sends every message through (Mailman takes one; it relays for the lists hosts)",
+    )
+    smtp_port: int = fact("policies.ports.smtp", "the hubs' SMTP port (no AUTH: the lists hosts are relay hosts)")
 
 
 class DnsSoa(Facts):
@@ -222,6 +284,8 @@ ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_proxy": ProxyFacts,
     "hermes_cyrus": CyrusFacts,
     "hermes_dns": DnsFacts,
+    "hermes_lists": ListsFacts,
+    "hermes_webmail": WebmailFacts,
 }
 
 
@@ -255,6 +319,7 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         lists=sorted(m.name for m in estate.services.lists.lists),
         store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
         relay_networks=[str(n) for n in estate.services.mx.relay_networks],
+        relay_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
         message_size_limit_bytes=int(policies.message_size_limit),
         ports={name: SmtpListener(**port.model_dump(mode="json")) for name, port in policies.ports.smtp_ports().items()},
         dnsbls=list(policies.spam.dnsbls),
@@ -307,9 +372,9 @@ def proxy_facts(loaded: LoadedEstate) -> ProxyFacts:
     ports = estate.policies.ports
     backend_ports = {}
     for protocol, plain, implicit in (("imap", ports.imap, ports.imaps), ("pop3", ports.pop3, ports.pop3s)):
-        # Stores always listen for the proxies; the plain port is preferred as it is cheaper to
-        # reach (STARTTLS), and both are TLS.
-        chosen = plain if plain.enabled else implicit
+        # Both are TLS; implicit TLS is preferred: no STARTTLS exchange before the login, and the
+        # client's address (IMAP ID) travels inside TLS.
+        chosen = implicit if implicit.enabled else plain
         backend_ports[protocol] = BackendPort(port=chosen.port, tls=str(chosen.tls))
     return ProxyFacts(
         listeners=_listeners(estate),
@@ -318,6 +383,46 @@ def proxy_facts(loaded: LoadedEstate) -> ProxyFacts:
             for pair in estate.services.store_pairs
         },
         backend_ports=backend_ports,
+    )
+
+
+def webmail_facts(loaded: LoadedEstate) -> WebmailFacts:
+    """Webmail uses the first proxy and hub by name (the hosts resolve names through their
+    hosts file, which holds hosts, not the round-robin service names)."""
+    estate = loaded.estate
+    ports = estate.policies.ports
+    imap = ports.imaps if ports.imaps.enabled else ports.imap
+    smtp = ports.submission if ports.submission.enabled else ports.smtps
+    limit = int(estate.policies.message_size_limit)
+    return WebmailFacts(
+        name=f"webmail.{estate.domains.hosts}",
+        mail_domain=estate.domains.mail,
+        imap=Endpoint(host=_fqdn(estate, sorted(estate.services.proxy.hosts)[0]), port=imap.port, tls=str(imap.tls)),
+        smtp=Endpoint(host=_fqdn(estate, sorted(estate.services.mx.hosts)[0]), port=smtp.port, tls=str(smtp.tls)),
+        message_size_limit_bytes=limit,
+        attachment_size_limit_bytes=max(0, limit - MESSAGE_OVERHEAD_BYTES) * 57 // 78,
+    )
+
+
+def lists_facts(loaded: LoadedEstate) -> ListsFacts:
+    """Mailman sends through one hub, the first by name as webmail's: the hub queues and retries
+    for it, and Mailman retries a hub that is down (docs/lists.md)."""
+    estate = loaded.estate
+    lists = estate.services.lists
+    mail = estate.domains.mail
+    return ListsFacts(
+        domain=lists.domain,
+        lists=[
+            MailingListFacts(
+                name=m.name,
+                owners=[qualified(t, mail) for t in m.owners],
+                members=[qualified(t, mail) for t in m.members],
+            )
+            for m in sorted(lists.lists, key=lambda m: m.name)
+        ],
+        site_owner=f"postmaster@{mail}",
+        smtp_host=str(loaded.addresses[sorted(estate.services.mx.hosts)[0]]),
+        smtp_port=estate.policies.ports.smtp.port,
     )
 
 

@@ -27,7 +27,7 @@ EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 CA = PROJECT / ".lab" / "pki" / "ca.crt"
 MOLECULE = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(EPHEMERAL / "rendered"))
-HUB = "px-hub"
+HUB = "ac-hub"
 VARS: dict[str, Any] = {**MOLECULE.get_variables(HUB), **RENDERED.get_variables(HUB)}
 PASSWORDS: dict[str, str] = VARS["vault_hermes_user_passwords"]
 PLACEMENT: dict[str, str] = VARS["hermes_placement"]
@@ -66,7 +66,7 @@ def put(user: str) -> str:
     """A message with a fresh token, put straight into the user's INBOX on their live store."""
     token = uuid.uuid4().hex
     with imap(live_store(user), user, PASSWORDS[user]) as store:
-        message = f"Subject: {token}\r\nFrom: test@proxy.test\r\n\r\nproxy scenario\r\n".encode()
+        message = f"Subject: {token}\r\nFrom: test@access.test\r\n\r\nproxy scenario\r\n".encode()
         status, _ = store.append("INBOX", "", imaplib.Time2Internaldate(time.time()), message)
         assert status == "OK"
     return token
@@ -145,7 +145,8 @@ def test_the_store_logs_the_clients_address() -> None:
     with imap(HUB, "nick", PASSWORDS["nick"]):
         pass
     client = VARS["hermes_networks"]["service"]["gateway"]
-    log = host(live_store("nick")).check_output(f"journalctl --no-pager --utc --since='{since}' -t cyrus/imap")
+    # Whichever of the store's IMAP services the proxy logs in on (imap: STARTTLS, imaps).
+    log = host(live_store("nick")).check_output(f"journalctl --no-pager --utc --since='{since}' -t cyrus/imap -t cyrus/imaps")
     assert f'"x-originating-ip" "{client}"' in log, log
     assert address(HUB) in log
 
@@ -179,15 +180,21 @@ def found_through_the_proxy_safely(user: str, token: str) -> bool:
 
 
 def test_sessions_on_a_store_can_be_kicked() -> None:
+    def listed() -> bool:
+        return any(line.split()[:1] == ["nick"] for line in host(HUB).check_output("doveadm proxy list").splitlines())
+
     connection = imap(HUB, "nick", PASSWORDS["nick"])
     try:
         assert connection.noop()[0] == "OK"
-        # doveadm reports "<n> connections kicked": this one session.
-        assert host(HUB).check_output("doveadm proxy kick nick").split()[0] == "1"
+        assert listed()
+        # The kick itself, not the count doveadm prints: with two login processes the count
+        # it sums is sometimes 0 for a session it did kick.
+        host(HUB).check_output("doveadm proxy kick nick")
         with pytest.raises((imaplib.IMAP4.abort, OSError)):
             for _ in range(10):
                 connection.noop()
                 time.sleep(0.2)
+        assert not listed()
     finally:
         with suppress(OSError):
             connection.shutdown()
