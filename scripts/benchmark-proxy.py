@@ -17,7 +17,6 @@ second row is the store's own cost, the fair baseline for the proxy's overhead.
 
 from __future__ import annotations
 
-import argparse
 import imaplib
 import socket
 import ssl
@@ -25,7 +24,8 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+
+from hermes.lab.benchmark import add_login_arguments, benchmark_parser, read_password
 
 Client = type[imaplib.IMAP4_SSL]
 
@@ -66,16 +66,13 @@ def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--proxy", required=True, help="address of a proxy")
     parser.add_argument("--store", required=True, help="address of the user's live store")
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--password-file", required=True, type=Path)
-    parser.add_argument("--ca", required=True, type=Path, help="the CA that signed both certificates")
-    parser.add_argument("--logins", type=int, default=200)
+    add_login_arguments(parser, ca_help="the CA that signed both certificates", logins=200)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    password = args.password_file.read_text().strip()
+    password = read_password(args)
     context = ssl.create_default_context(cafile=str(args.ca))
     results = {
         name: measure(host, args.user, password, context, client, logins=args.logins, concurrency=args.concurrency)

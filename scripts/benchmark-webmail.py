@@ -12,7 +12,6 @@ is read from a file, never from the command line.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from hermes.lab.benchmark import add_login_arguments, benchmark_parser, read_password
 from hermes.lab.browser import POLL, chromium, open_login, submit_login
 
 
@@ -37,15 +37,12 @@ def login_to_list(driver: WebDriver, url: str, user: str, password: str) -> floa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--name", required=True, help="the name users browse to (on the certificate)")
     parser.add_argument("--address", required=True, help="the webmail host's address")
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--password-file", required=True, type=Path)
-    parser.add_argument("--ca", required=True, type=Path, help="the CA that signed webmail's certificate")
-    parser.add_argument("--logins", type=int, default=20)
+    add_login_arguments(parser, ca_help="the CA that signed webmail's certificate", logins=20)
     args = parser.parse_args()
-    password = args.password_file.read_text().strip()
+    password = read_password(args)
     url = f"https://{args.name}/"
     with tempfile.TemporaryDirectory() as home, chromium(Path(home), args.ca, {args.name: args.address}) as driver:
         login_to_list(driver, url, args.user, password)  # warm: PHP's opcache, the proxy

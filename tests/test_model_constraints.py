@@ -268,6 +268,21 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "services.directory.hosts",
         "listed more than once",
     ),
+    (
+        # dns-1 is the lab's DNS host: forwarding to it would loop.
+        "dns-forwarder-is-an-estate-host",
+        {"services.dns.forwarders": ["10.251.0.53"]},
+        {"services.dns.forwarders": ["10.251.0.1"]},
+        "services.dns.forwarders[0]",
+        "the address of estate host 'dns-1'",
+    ),
+    (
+        "dns-forwarder-twice",
+        {"services.dns.forwarders": ["192.0.2.53", "10.251.0.1", "192.0.2.53"]},
+        {"services.dns.forwarders": ["192.0.2.53", "10.251.0.1"]},
+        "services.dns.forwarders[0]",
+        "listed twice",
+    ),
 ]
 
 

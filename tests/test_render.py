@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hermes.loader import LoadedEstate, load_estate
@@ -158,6 +158,7 @@ _DATA = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_KEYS, _DATA, max_size=5))
+@example({"a\n": None})  # found by Hypothesis: a token then a newline is no plain token
 def test_dump_writes_what_the_yaml_emitter_writes_for_any_data(data: dict[str, object]) -> None:
     assert dump(data) == _emitted(data)
 
@@ -202,3 +203,27 @@ def test_proxy_sends_each_pair_to_its_live_member(write_estate) -> None:  # type
     no_imaps = proxy(load_estate(write_estate({"policies.ports": {"imaps": {"port": 993, "tls": "implicit", "enabled": False}}})))
     assert no_imaps["backend_ports"]["imap"] == {"port": 143, "tls": "starttls"}
     assert [listener["name"] for listener in no_imaps["listeners"]] == ["imap", "pop3", "pop3s"]
+
+
+def test_hosts_resolve_through_the_dns_hosts_which_recurse_for_the_estate_only(write_estate) -> None:  # type: ignore[no-untyped-def]
+    def facts(loaded: LoadedEstate) -> tuple[dict[str, Any], dict[str, Any]]:
+        files = render_inventory(loaded, "x.yml")
+        common = yaml.safe_load(files["group_vars/all/common.yml"])["hermes_common"]
+        return common, yaml.safe_load(files["group_vars/dns.yml"])["hermes_dns"]
+
+    lab = load_estate(write_estate())
+    common, dns = facts(lab)
+    assert common["resolvers"] == [str(lab.addresses[h]) for h in lab.estate.services.dns.hosts]
+    assert common["search_domains"] == [lab.estate.domains.hosts]
+    assert sorted(dns["recursion_clients"]) == sorted(str(lab.addresses[h.name]) for h in lab.estate.hosts)
+    assert dns["forwarders"] == [str(a) for a in lab.estate.services.dns.forwarders] != []
+    # Four DNS hosts: the first three by name, since glibc reads no more.
+    names = ["ppsw-2", "dns-1", "ppsw-1", "access-1"]
+    edits: dict[str, Any] = {
+        f"hosts[{i}].roles": roles for i, roles in ((0, ["mx", "proxy", "dns"]), (1, ["mx", "proxy", "dns"]))
+    }
+    edits |= {"hosts[7].roles": ["webmail", "lists", "dns"], "services.dns.hosts": names}
+    four = load_estate(write_estate(edits))
+    common, _ = facts(four)
+    assert common["resolvers"] == [str(four.addresses[h]) for h in sorted(names)[:3]]
+    assert str(four.addresses["ppsw-2"]) not in common["resolvers"]

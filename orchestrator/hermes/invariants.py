@@ -12,6 +12,8 @@ import string
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
+import netaddr
+
 from hermes.accounts import Accounts
 from hermes.capacity import pair_capacity
 from hermes.errors import Problem
@@ -374,3 +376,24 @@ def check_capacity(estate: Estate, accounts: Accounts, users: Mapping[str, str])
         for c in pair_capacity(estate, accounts, users)
         if not c.fits
     ]
+
+
+def dns_forwarders(estate: Estate, addresses: Mapping[str, netaddr.IPAddress]) -> list[Problem]:
+    """The DNS hosts forward outside names upstream: to an estate host, that is a loop (the
+    estate's own DNS) or a host that runs no resolver."""
+    owner = {address: name for name, address in addresses.items()}
+    forwarders = estate.services.dns.forwarders
+    problems = [
+        Problem(
+            f"services.dns.forwarders[{i}]",
+            f"{address} is the address of estate host {owner[address]!r}: forwarders are resolvers outside the estate",
+        )
+        for i, address in enumerate(forwarders)
+        if address in owner
+    ]
+    problems += [
+        Problem(f"services.dns.forwarders[{forwarders.index(address)}]", f"{address} is listed twice")
+        for address, count in Counter(forwarders).items()
+        if count > 1
+    ]
+    return problems

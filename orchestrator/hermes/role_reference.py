@@ -44,17 +44,25 @@ class Mapping:
     source: str
 
 
+_ROLE_TASKS = ("ansible.builtin.import_role", "ansible.builtin.include_role")
+
+
 def playbook_mappings(playbooks: Path) -> list[Mapping]:
     """Every role variable the playbooks set; a value that is not a plain reference is an error."""
     found = []
     for path in sorted(playbooks.glob("*.yml")):
         for play in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
-            for role in play.get("roles", []):
-                for variable, value in (role.get("vars") or {}).items():
+            # A role of the play, or one entry point of a role imported as a task.
+            uses_of_roles = [(role["role"], role.get("vars")) for role in play.get("roles", [])]
+            uses_of_roles += [
+                (task[key]["name"], task.get("vars")) for task in play.get("tasks", []) for key in _ROLE_TASKS if key in task
+            ]
+            for role, variables in uses_of_roles:
+                for variable, value in (variables or {}).items():
                     match = _PLAIN.match(str(value).strip())
                     if match is None:
                         raise ValueError(f"{path.name}: {variable} is not a plain {{{{ variable }}}} reference: {value!r}")
-                    found.append(Mapping(path.name, role["role"], variable, match.group(1)))
+                    found.append(Mapping(path.name, role, variable, match.group(1)))
     return found
 
 

@@ -7,20 +7,14 @@ estate.
 
 from __future__ import annotations
 
-import os
 import secrets
 import smtplib
-import ssl
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra.utils.ansible_runner
+from accesslib import RENDERED, address, tls
 
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(EPHEMERAL / "rendered"))
 HUB = "ac-hub"
 VARS: dict[str, Any] = RENDERED.get_variables(HUB)
 MTA: dict[str, Any] = VARS["hermes_mta"]
@@ -49,9 +43,8 @@ def large_message(attachment: bytes) -> bytes:
 def test_messages_above_clamavs_default_limit_are_scanned() -> None:
     assert MTA["message_size_limit_bytes"] > CLAMAV_DEFAULT_LIMIT  # else this estate cannot show it
     recipient = f"postmaster@{MTA['mail_domain']}"
-    context = ssl.create_default_context(cafile=str(PROJECT / ".lab" / "pki" / "ca.crt"))
-    with smtplib.SMTP(VARS["hermes_hosts"][HUB]["address"], 25, timeout=120) as smtp:
-        smtp.starttls(context=context)
+    with smtplib.SMTP(address(HUB), 25, timeout=120) as smtp:
+        smtp.starttls(context=tls())
         with pytest.raises(smtplib.SMTPDataError) as refused:
             smtp.sendmail(recipient, [recipient], large_message(EICAR))
         assert refused.value.smtp_code == 550 and b"malware" in refused.value.smtp_error, refused.value

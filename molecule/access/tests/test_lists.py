@@ -15,27 +15,18 @@ import email.utils
 import functools
 import imaplib
 import json
-import os
 import shlex
 import smtplib
 import socket
-import ssl
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra
-import testinfra.utils.ansible_runner
 import yaml
+from accesslib import PROJECT, RENDERED, address, facts, host, imap_session
 
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-CA = PROJECT / ".lab" / "pki" / "ca.crt"
-MOLECULE = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
-RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(EPHEMERAL / "rendered"))
 OUTSIDE = "outside.test"  # the controller's HELO domain, a name nobody has to resolve
 ROLE = PROJECT / "roles" / "mailman"
 
@@ -57,12 +48,6 @@ def rest_port() -> int:
 # Scenario facts ---------------------------------------------------------------------------
 
 
-@functools.cache
-def facts(name: str) -> dict[str, Any]:
-    """A host's variables: the scenario's, then the rendered estate's (as Ansible ranks them)."""
-    return {**MOLECULE.get_variables(name), **RENDERED.get_variables(name)}
-
-
 def lists_host() -> str:
     [name] = RENDERED.get_hosts("lists")
     return str(name)
@@ -75,10 +60,6 @@ def hub() -> str:
 
 def lists_facts() -> dict[str, Any]:
     return dict(facts(lists_host())["hermes_lists"])
-
-
-def address(name: str) -> str:
-    return str(facts(name)["hermes_hosts"][name]["address"])
 
 
 def mail_domain() -> str:
@@ -105,10 +86,6 @@ def user_of(mailbox: str) -> str:
 def everyone() -> list[str]:
     """Every account of the estate (each is placed on a pair), as an address."""
     return sorted(f"{user}@{mail_domain()}" for user in facts(hub())["hermes_placement"])
-
-
-def host(name: str) -> Any:
-    return testinfra.get_host(f"podman://{name}")
 
 
 # Mail in and out --------------------------------------------------------------------------
@@ -150,9 +127,7 @@ def imap(user: str) -> imaplib.IMAP4_SSL:
     """A logged-in session on the live store of the user's pair (imaplib's context manager logs out)."""
     store = facts(hub())["hermes_store_pairs"][facts(hub())["hermes_placement"][user]]["live"]
     port = next(li["port"] for li in facts(store)["hermes_cyrus"]["listeners"] if li["name"] == "imaps")
-    connection = imaplib.IMAP4_SSL(address(store), port, ssl_context=ssl.create_default_context(cafile=str(CA)), timeout=30)
-    connection.login(user, facts(hub())["vault_hermes_user_passwords"][user])
-    return connection
+    return imap_session(store, port, user, facts(hub())["vault_hermes_user_passwords"][user])
 
 
 def found(mailbox: str, criterion: str, text: str) -> int:

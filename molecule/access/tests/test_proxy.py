@@ -9,57 +9,30 @@ proxy. Expected values come from the rendered estate and the scenario's vault.
 from __future__ import annotations
 
 import imaplib
-import os
 import poplib
-import ssl
 import time
 import uuid
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra
-import testinfra.utils.ansible_runner
+from accesslib import address, facts, host, imap_session, tls
 
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-CA = PROJECT / ".lab" / "pki" / "ca.crt"
-MOLECULE = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
-RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(EPHEMERAL / "rendered"))
 HUB = "ac-hub"
-VARS: dict[str, Any] = {**MOLECULE.get_variables(HUB), **RENDERED.get_variables(HUB)}
+VARS: dict[str, Any] = facts(HUB)
 PASSWORDS: dict[str, str] = VARS["vault_hermes_user_passwords"]
 PLACEMENT: dict[str, str] = VARS["hermes_placement"]
 PAIRS: dict[str, Any] = VARS["hermes_store_pairs"]
 PORTS = {listener["name"]: listener["port"] for listener in VARS["hermes_proxy"]["listeners"]}
 
 
-def address(name: str) -> str:
-    return str(VARS["hermes_hosts"][name]["address"])
-
-
 def live_store(user: str) -> str:
     return str(PAIRS[PLACEMENT[user]]["live"])
 
 
-def host(name: str) -> Any:
-    return testinfra.get_host(f"podman://{name}")
-
-
-def tls() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(CA))
-
-
 def imap(name: str, user: str, password: str) -> imaplib.IMAP4_SSL:
-    """A logged-in IMAP session (imaplib's own context manager logs it out)."""
-    connection = imaplib.IMAP4_SSL(address(name), PORTS["imaps"], ssl_context=tls(), timeout=30)
-    try:
-        connection.login(user, password)
-    except imaplib.IMAP4.error:
-        connection.shutdown()
-        raise
-    return connection
+    """A logged-in IMAP session on the estate's imaps port (imaplib's own context manager logs it out)."""
+    return imap_session(name, PORTS["imaps"], user, password)
 
 
 def put(user: str) -> str:

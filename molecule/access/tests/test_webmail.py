@@ -13,11 +13,8 @@ from __future__ import annotations
 import email
 import hashlib
 import http.client
-import imaplib
-import os
 import secrets
 import smtplib
-import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra.utils.ansible_runner
+from accesslib import CA, PROJECT, RENDERED, address, facts, imap_session, tls
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -35,14 +32,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from hermes.lab.browser import chromium
 from hermes.lab.browser import log_in as browser_log_in
 
-PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
-EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
-CA = PROJECT / ".lab" / "pki" / "ca.crt"
 ARTIFACTS = PROJECT / "artifacts" / "molecule-access"
-MOLECULE = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
-RENDERED = testinfra.utils.ansible_runner.AnsibleRunner(str(EPHEMERAL / "rendered"))
 WEB = "ac-web"
-VARS: dict[str, Any] = {**MOLECULE.get_variables(WEB), **RENDERED.get_variables(WEB)}
+VARS: dict[str, Any] = facts(WEB)
 PROXY_PORTS = {listener["name"]: listener["port"] for listener in RENDERED.get_variables("ac-hub")["hermes_proxy"]["listeners"]}
 WEBMAIL: dict[str, Any] = VARS["hermes_webmail"]
 PASSWORDS: dict[str, str] = VARS["vault_hermes_user_passwords"]
@@ -50,14 +42,6 @@ PLACEMENT: dict[str, str] = VARS["hermes_placement"]
 ACCOUNTS = set(PLACEMENT)
 URL = f"https://{WEBMAIL['name']}/"
 WAIT = 60
-
-
-def address(name: str) -> str:
-    return str(VARS["hermes_hosts"][name]["address"])
-
-
-def tls() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(CA))
 
 
 def on_other_pairs(user: str) -> str:
@@ -98,8 +82,7 @@ def fetch_by_subject(user: str, subject: str, timeout: float = 90) -> email.mess
     """The one message with ``subject`` in the user's INBOX, read through the proxy."""
     deadline = time.monotonic() + timeout
     while True:
-        with imaplib.IMAP4_SSL(address("ac-hub"), PROXY_PORTS["imaps"], ssl_context=tls(), timeout=30) as session:
-            session.login(user, PASSWORDS[user])
+        with imap_session("ac-hub", PROXY_PORTS["imaps"], user, PASSWORDS[user]) as session:
             session.select("INBOX", readonly=True)
             _, found = session.search(None, "SUBJECT", f'"{subject}"')
             numbers = found[0].split()

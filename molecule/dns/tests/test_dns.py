@@ -80,12 +80,16 @@ def fqdn(host: str) -> str:
     return f"{host}.{HOST_ZONE}."
 
 
-def test_named_runs_authoritative_only(host: Any) -> None:
+def test_named_runs_recursing_for_the_estate_only(host: Any) -> None:
     named = host.service("named")
     assert named.is_running and named.is_enabled, host.run("journalctl --no-pager --lines=30 --unit=named").stdout
     options = host.file("/etc/bind/named.conf.options").content_string
     assert VARS["ansible_managed"] in options
-    assert "recursion no;" in options
+    # The recursion ACL is every estate host, from the estate's hosts (not the rendered list).
+    acl = options.split("acl recursion_clients {", 1)[1].split("};", 1)[0]
+    assert {entry.strip(" \t;") for entry in acl.split()} == {"localhost", *(HOSTS[h.name]["address"] for h in ESTATE.hosts)}
+    assert "allow-recursion { recursion_clients; };" in options
+    assert f"forwarders {{ {ESTATE.services.dns.forwarders[0]}; }};" in options
 
 
 def test_soa_of_every_zone_names_the_estate() -> None:
@@ -180,6 +184,20 @@ def test_recursion_is_refused_beside_an_authoritative_answer() -> None:
     refused = ask("www.example.org.", "A", recurse=True)
     assert refused.rcode() == dns.rcode.REFUSED, refused.to_text()
     assert not refused.answer
+
+
+def test_the_estates_hosts_may_recurse_and_outsiders_may_not(host: Any) -> None:
+    # A name only the lab's upstream knows (podman's DNS names the containers under
+    # dns.podman), so the question stays on this machine. Acceptance: asked from the DNS host's
+    # own estate address, an estate host, it is forwarded and answered, with recursion available.
+    name = f"{SERVER}.dns.podman."
+    inside = host.run(f"dig +tries=1 +time=5 -b {ADDRESS} @{ADDRESS} {name} A")
+    assert inside.rc == 0 and "status: NOERROR" in inside.stdout, inside.stdout
+    assert " ra" in inside.stdout.split("flags:", 1)[1].split(";", 1)[0], inside.stdout
+    assert f"{name}\t" in inside.stdout and ADDRESS in inside.stdout.split("ANSWER SECTION:", 1)[1], inside.stdout
+    # Refusal: the controller, on the network's gateway and no estate host, gets nothing.
+    outside = ask(name, "A", recurse=True)
+    assert outside.rcode() == dns.rcode.REFUSED and not outside.answer, outside.to_text()
 
 
 def test_tcp_answers_too() -> None:

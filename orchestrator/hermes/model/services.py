@@ -6,7 +6,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hermes.model.base import DomainName, Name, StrictModel
 from hermes.model.domains import Target
-from hermes.model.site import Subnet
+from hermes.model.site import IPAddress, Subnet
 
 
 class HostGroup(StrictModel):
@@ -97,6 +97,21 @@ class Lists(HostGroup):
     )
 
 
+class Dns(HostGroup):
+    """BIND on the DNS hosts: authoritative for the estate's zones to anyone, and the resolver
+    of the estate's own hosts (recursion for their addresses only, never for outsiders)."""
+
+    forwarders: list[IPAddress] = Field(
+        default_factory=list,
+        max_length=8,
+        description="upstream resolvers every outside name is forwarded to (forward only); empty: resolve from the root",
+    )
+    dnssec_validation: bool = Field(
+        default=True,
+        description="validate outside answers' DNSSEC signatures; off only behind forwarders that answer unsigned",
+    )
+
+
 class Directory(HostGroup):
     """The account directory (OpenLDAP): the one source every login is checked against.
 
@@ -119,5 +134,5 @@ class Services(StrictModel):
     proxy: HostGroup = Field(description="IMAP/POP proxies that hide which store holds a user")
     webmail: HostGroup = Field(description="webmail hosts")
     lists: Lists = Field(description="Mailman hosts and the lists' domain")
-    dns: HostGroup = Field(description="authoritative DNS servers for the estate's zones")
+    dns: Dns = Field(description="DNS servers: authoritative for the estate's zones, resolvers for its hosts")
     directory: Directory = Field(description="the account directory: its provider first, then its replicas")

@@ -36,6 +36,16 @@ HOSTMASTER = "hostmaster"
 MX_PREFERENCE = 10
 
 
+# The round-robin names of the hosts' zone, one per service, over the hosts providing it.
+SMTP, IMAP, POP, WEBMAIL = "smtp", "imap", "pop", "webmail"
+
+
+def pools(estate: Estate) -> dict[str, list[str]]:
+    """Round-robin name -> the hosts behind it, in zone order."""
+    services = estate.services
+    return {SMTP: services.mx.hosts, IMAP: services.proxy.hosts, POP: services.proxy.hosts, WEBMAIL: services.webmail.hosts}
+
+
 def _record(name: str, rtype: str, value: str, ttl: int) -> Record:
     return {"name": name, "type": rtype, "ttl": ttl, "value": value}
 
@@ -46,14 +56,7 @@ def service_names(loaded: LoadedEstate, host: str) -> list[str]:
     services = estate.services
     zone = estate.domains.hosts
     names = [f"{host}.{zone}", host]
-    for name, hosts in (
-        ("smtp", services.mx.hosts),
-        ("imap", services.proxy.hosts),
-        ("pop", services.proxy.hosts),
-        ("webmail", services.webmail.hosts),
-    ):
-        if host in hosts:
-            names.append(f"{name}.{zone}")
+    names += [f"{name}.{zone}" for name, hosts in pools(estate).items() if host in hosts]
     if host in services.lists.hosts:
         names.append(services.lists.domain)
     pairs = {pair.name for pair in services.store_pairs if host in pair.members}
@@ -106,10 +109,8 @@ def zone_records(estate: Estate, addresses: Mapping[str, netaddr.IPAddress]) -> 
 
     records = [_record(h, kind[h], text[h], ttl) for h in sorted(text)]
     # WHOI's short TTL lets a hub leave the smtp pool within a minute.
-    records += round_robin("smtp", services.mx.hosts, short)
-    records += round_robin("imap", services.proxy.hosts, short)
-    records += round_robin("pop", services.proxy.hosts, short)
-    records += round_robin("webmail", services.webmail.hosts, short)
+    for name, hosts in pools(estate).items():
+        records += round_robin(name, hosts, short)
     # mail[a-z]: the live member of the letter's pair; a CNAME so a switchover moves one name.
     live = {pair.name: pair.live for pair in services.store_pairs}
     by_letter = estate.placement.pair_by_letter()

@@ -22,6 +22,8 @@ from hermes.topology import StoreRole, channels, pair_of, partitions, store_role
 # What a message needs besides its attachments (headers, the text part): the margin the store
 # also allows above the hubs' limit.
 MESSAGE_OVERHEAD_BYTES = 65536
+# glibc's resolver reads only the first three name servers of /etc/resolv.conf.
+MAX_RESOLVERS = 3
 
 
 def fact(source: str, description: str) -> Any:
@@ -49,6 +51,11 @@ class CommonFacts(Facts):
         "hosts[].name, .address (or allocated from .network), domains.hosts",
         "/etc/hosts entries for every host: address, FQDN, short name; sorted by name",
     )
+    resolvers: list[str] = fact(
+        "services.dns.hosts",
+        "/etc/resolv.conf name servers: the DNS hosts' addresses, by host name, at most the first 3 (glibc's limit)",
+    )
+    search_domains: list[str] = fact("domains.hosts", "/etc/resolv.conf search list: the hosts' domain")
 
 
 class SmtpListener(Facts):
@@ -69,14 +76,13 @@ class MtaFacts(Facts):
         "domains.role_addresses", "postmaster, abuse, ... -> targets, answered in every domain (defaults filled in)"
     )
     lists_domain: str = fact("services.lists.domain", "Mailman's mail domain")
-    lists_hosts: list[str] = fact("services.lists.hosts", "addresses of the lists hosts")
+    lists_hosts: list[str] = fact(
+        "services.lists.hosts",
+        "addresses of the lists hosts: Mailman's LMTP, and relay without authenticating (Mailman sends through the hubs)",
+    )
     lists: list[str] = fact("services.lists.lists[].name", "the lists: no other address of the lists' domain is accepted")
     store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
     relay_networks: list[str] = fact("services.mx.relay_networks", "networks that may relay without authenticating")
-    relay_hosts: list[str] = fact(
-        "services.lists.hosts",
-        "addresses of the estate's hosts that send through the hubs without authenticating: the lists hosts (Mailman)",
-    )
     message_size_limit_bytes: int = fact("policies.message_size_limit", "largest message accepted")
     ports: dict[str, SmtpListener] = fact("policies.ports.{smtp,smtps,submission}", "the SMTP listeners")
     dnsbls: list[str] = fact("policies.spam.dnsbls", "DNS blocklists for outside clients")
@@ -196,14 +202,15 @@ class WebmailFacts(Facts):
     name: str = fact("domains.hosts", "the service name users browse to (webmail.<hosts domain>)")
     mail_domain: str = fact("domains.mail", "the domain of the users' addresses (their identities)")
     imap: Endpoint = fact(
-        "services.proxy.hosts (the first, sorted), policies.ports.{imaps,imap}, domains.hosts",
-        "the IMAP proxy webmail logs in to as the user: implicit TLS if enabled, else STARTTLS",
+        "services.proxy.hosts, policies.ports.{imaps,imap}, domains.hosts",
+        "the proxies' round-robin name (imap.<hosts domain>) webmail logs in to as the user: implicit TLS if enabled, "
+        "else STARTTLS",
     )
     smtp: Endpoint = fact(
-        "services.mx.hosts (the first, sorted), policies.ports.{submission,smtps}, domains.hosts",
-        "the hub webmail submits through with the user's credentials: submission (STARTTLS) if enabled, else smtps",
+        "services.mx.hosts, policies.ports.{submission,smtps}, domains.hosts",
+        "the hubs' round-robin name (smtp.<hosts domain>) webmail submits to with the user's credentials: "
+        "submission (STARTTLS) if enabled, else smtps",
     )
-    message_size_limit_bytes: int = fact("policies.message_size_limit", "the largest message webmail may send: the hubs' limit")
     attachment_size_limit_bytes: int = fact(
         "policies.message_size_limit",
         "the largest attachment (in total) whose message still fits the hubs' limit: base64 grows 57 bytes to 78, "
@@ -230,8 +237,9 @@ class ListsFacts(Facts):
     )
     site_owner: str = fact("domains.mail", "Mailman's site owner, who hears of its problems: postmaster@ the accounts' domain")
     smtp_host: str = fact(
-        "services.mx.hosts (the first, sorted)",
-        "address of the hub Mailman sends every message through (Mailman takes one; it relays for the lists hosts)",
+        "services.mx.hosts, domains.hosts",
+        "the hubs' round-robin name (smtp.<hosts domain>) Mailman sends every message through; the hubs relay for "
+        "the lists hosts",
     )
     smtp_port: int = fact("policies.ports.smtp", "the hubs' SMTP port (no AUTH: the lists hosts are relay hosts)")
 
@@ -272,6 +280,13 @@ class DnsFacts(Facts):
         "zone -> records (name, type, ttl, value): hosts' A/AAAA, round-robin smtp/imap/pop/webmail (short TTL), "
         "mail[a-z] CNAME to the live member of the letter's pair, the lists' address, delegations of zones below",
     )
+    recursion_clients: list[str] = fact(
+        "hosts[].address (or allocated)", "who may recurse and read the cache: every estate host's address, sorted"
+    )
+    forwarders: list[str] = fact(
+        "services.dns.forwarders", "upstream resolvers for outside names (forward only); empty: from the root"
+    )
+    dnssec_validation: bool = fact("services.dns.dnssec_validation", "validate outside answers' DNSSEC signatures")
 
 
 # Rendered variable -> the model of its value, for the reference in docs/role-facts.md.
@@ -301,6 +316,8 @@ def common_facts(loaded: LoadedEstate) -> CommonFacts:
             HostEntry(address=str(loaded.addresses[h.name]), names=[_fqdn(estate, h.name), h.name])
             for h in sorted(estate.hosts, key=lambda h: h.name)
         ],
+        resolvers=[str(loaded.addresses[h]) for h in sorted(estate.services.dns.hosts)][:MAX_RESOLVERS],
+        search_domains=[estate.domains.hosts],
     )
 
 
@@ -319,7 +336,6 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         lists=sorted(m.name for m in estate.services.lists.lists),
         store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
         relay_networks=[str(n) for n in estate.services.mx.relay_networks],
-        relay_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
         message_size_limit_bytes=int(policies.message_size_limit),
         ports={name: SmtpListener(**port.model_dump(mode="json")) for name, port in policies.ports.smtp_ports().items()},
         dnsbls=list(policies.spam.dnsbls),
@@ -387,9 +403,10 @@ def proxy_facts(loaded: LoadedEstate) -> ProxyFacts:
 
 
 def webmail_facts(loaded: LoadedEstate) -> WebmailFacts:
-    """Webmail uses the first proxy and hub by name (the hosts resolve names through their
-    hosts file, which holds hosts, not the round-robin service names)."""
+    """Webmail reads and sends through the round-robin imap and smtp names, which the estate's
+    DNS serves to its hosts: a proxy or hub that is down is skipped for the next address."""
     estate = loaded.estate
+    zone = estate.domains.hosts
     ports = estate.policies.ports
     imap = ports.imaps if ports.imaps.enabled else ports.imap
     smtp = ports.submission if ports.submission.enabled else ports.smtps
@@ -397,16 +414,15 @@ def webmail_facts(loaded: LoadedEstate) -> WebmailFacts:
     return WebmailFacts(
         name=f"webmail.{estate.domains.hosts}",
         mail_domain=estate.domains.mail,
-        imap=Endpoint(host=_fqdn(estate, sorted(estate.services.proxy.hosts)[0]), port=imap.port, tls=str(imap.tls)),
-        smtp=Endpoint(host=_fqdn(estate, sorted(estate.services.mx.hosts)[0]), port=smtp.port, tls=str(smtp.tls)),
-        message_size_limit_bytes=limit,
+        imap=Endpoint(host=f"{dns.IMAP}.{zone}", port=imap.port, tls=str(imap.tls)),
+        smtp=Endpoint(host=f"{dns.SMTP}.{zone}", port=smtp.port, tls=str(smtp.tls)),
         attachment_size_limit_bytes=max(0, limit - MESSAGE_OVERHEAD_BYTES) * 57 // 78,
     )
 
 
 def lists_facts(loaded: LoadedEstate) -> ListsFacts:
-    """Mailman sends through one hub, the first by name as webmail's: the hub queues and retries
-    for it, and Mailman retries a hub that is down (docs/lists.md)."""
+    """Mailman sends through the hubs' round-robin name, as webmail does: a hub that is down is
+    skipped for the next address, and Mailman retries when none answers (docs/lists.md)."""
     estate = loaded.estate
     lists = estate.services.lists
     mail = estate.domains.mail
@@ -421,7 +437,7 @@ def lists_facts(loaded: LoadedEstate) -> ListsFacts:
             for m in sorted(lists.lists, key=lambda m: m.name)
         ],
         site_owner=f"postmaster@{mail}",
-        smtp_host=str(loaded.addresses[sorted(estate.services.mx.hosts)[0]]),
+        smtp_host=f"{dns.SMTP}.{estate.domains.hosts}",
         smtp_port=estate.policies.ports.smtp.port,
     )
 
@@ -479,4 +495,7 @@ def dns_facts(loaded: LoadedEstate) -> DnsFacts:
         mail_exchangers=[MailExchanger(**mx) for mx in dns.mail_exchangers(estate)],
         mail_domains=dns.mail_domains(estate),
         zones=dns.zone_records(estate, loaded.addresses),
+        recursion_clients=[str(a) for a in sorted(set(loaded.addresses.values()))],
+        forwarders=[str(a) for a in estate.services.dns.forwarders],
+        dnssec_validation=estate.services.dns.dnssec_validation,
     )

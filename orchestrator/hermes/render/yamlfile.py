@@ -11,7 +11,8 @@ import yaml
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 # Tokens that YAML reads back as the same plain string (usernames, pair names).
-_PLAIN_TOKEN = re.compile(r"^[a-z][a-z0-9_.-]*$")
+# fullmatch: "$" would also match before a final newline.
+_PLAIN_TOKEN = re.compile(r"[a-z][a-z0-9_.-]*")
 _YAML_WORDS = frozenset({"yes", "no", "on", "off", "true", "false", "null"})  # what PyYAML resolves
 
 
@@ -112,7 +113,7 @@ def _inline(value: Any) -> str:
 
 
 def _scalar(token: str) -> str:
-    if _PLAIN_TOKEN.match(token):
+    if _PLAIN_TOKEN.fullmatch(token):
         return f"'{token}'" if token in _YAML_WORDS else token
     return _emitted_scalar(token)
 
@@ -124,7 +125,7 @@ def _emitted_scalar(text: str) -> str:
 
 
 def _key(key: str) -> str:
-    if _PLAIN_TOKEN.match(key):
+    if _PLAIN_TOKEN.fullmatch(key):
         return _scalar(key)
     text = _emitted({key: None})
     if text.startswith("? ") or not text.endswith(": null\n"):

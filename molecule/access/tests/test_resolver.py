@@ -1,0 +1,54 @@
+"""Every host resolves the estate's names through the estate's DNS (BIND on the DNS host).
+
+The round-robin and mail[a-z] names are in no hosts file, only in the zones, so a host that
+finds them asked the DNS host. Expected answers come from the estate file (which hosts provide
+what, the letters' pairs and their live members) and the rendered addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import sys
+from pathlib import Path
+
+import pytest
+from accesslib import MOLECULE, address, host
+
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+if str(PROJECT / "orchestrator") not in sys.path:
+    sys.path.insert(0, str(PROJECT / "orchestrator"))
+
+from hermes.loader import load_estate  # noqa: E402
+
+ESTATE = load_estate(Path(__file__).resolve().parent.parent / "estate" / "access.yml").estate
+ZONE = ESTATE.domains.hosts
+PLATFORMS = sorted(MOLECULE.get_hosts("all"))
+
+
+def resolved(name: str, on: str) -> set[str]:
+    """The IPv4 addresses host ``on`` resolves ``name`` to, through its own resolver (NSS)."""
+    answer = host(on).run(f"getent ahostsv4 {name}")
+    assert answer.rc in (0, 2), answer.stderr
+    return {line.split()[0] for line in answer.stdout.splitlines()}
+
+
+@pytest.mark.parametrize("on", PLATFORMS)
+def test_host_resolves_estate_names_through_the_estates_dns(on: str) -> None:
+    resolv = host(on).file("/etc/resolv.conf").content_string
+    nameservers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")]
+    assert nameservers == [address(h) for h in sorted(ESTATE.services.dns.hosts)], resolv
+    hosts_file = host(on).file("/etc/hosts").content_string
+    # Round-robin names: the hosts of each service.
+    for name, hosts in (("imap", ESTATE.services.proxy.hosts), ("smtp", ESTATE.services.mx.hosts)):
+        assert f"{name}.{ZONE}" not in hosts_file  # so the answer below came from DNS
+        assert resolved(f"{name}.{ZONE}", on) == {address(h) for h in hosts}, name
+    # mail[a-z]: the live member of each letter's pair, one letter per pair.
+    live = {pair.name: pair.live for pair in ESTATE.services.store_pairs}
+    first_letter = {pair: letter for letter, pair in sorted(ESTATE.placement.pair_by_letter().items(), reverse=True)}
+    assert len(first_letter) == len(live) == 2
+    for pair, letter in first_letter.items():
+        assert resolved(f"mail{letter}.{ZONE}", on) == {address(live[pair])}, letter
+    # Refusal beside them: a name the zone does not hold resolves to nothing.
+    absent = next(f"mail{c}{c}.{ZONE}" for c in string.ascii_lowercase)
+    assert resolved(absent, on) == set()
