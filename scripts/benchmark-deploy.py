@@ -37,14 +37,14 @@ class MemorySampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = used_memory()
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._done.wait(1.0):
             self.peak = max(self.peak, used_memory())
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join()
 
 
