@@ -13,13 +13,14 @@ deployed lab idle. The lab is left up and deployed.
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from hermes.lab.benchmark import benchmark_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 HERMESCTL = Path(sys.executable).with_name("hermesctl")
@@ -65,7 +66,7 @@ def changed(output: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--estate", type=Path, default=ROOT / "inventory" / "estates" / "lab.yml")
     args = parser.parse_args()
     estate: Path = args.estate

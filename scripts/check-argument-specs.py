@@ -4,7 +4,7 @@
 For every role under roles/ (or the role directories given as arguments): each variable
 in defaults/main.yml must be an option of the `main` entry point of
 meta/argument_specs.yml and vice versa, with an equal `default`, a `description`, and a
-`type` that fits the default value. Prints one line per problem; exit status 1
+`type` that fits the default value; an option of another entry point must equal main's. Prints one line per problem; exit status 1
 (hermes.errors.ExitCode.OUT_OF_SYNC) if any.
 """
 
@@ -89,7 +89,19 @@ def check_role(role: Path) -> list[str]:
         choices = option.get("choices")
         if choices is not None and defaults[key] not in choices:
             problems.append(f"{name}: {key} default {defaults[key]!r} is not among {choices}")
-    return sorted(problems)
+    return sorted(problems + _entry_points(name, specs.get("argument_specs", {})))
+
+
+def _entry_points(name: str, entries: dict[str, Any]) -> list[str]:
+    """Another entry point (tasks_from) restates some of main's options: word for word."""
+    main_options = (entries.get("main") or {}).get("options") or {}
+    return [
+        f"{name}: {key} of entry point {entry} differs from main's"
+        for entry, spec in entries.items()
+        if entry != "main"
+        for key, option in ((spec or {}).get("options") or {}).items()
+        if option != main_options.get(key)
+    ]
 
 
 def main(argv: list[str]) -> int:

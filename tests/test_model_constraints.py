@@ -277,6 +277,13 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "the address of estate host 'dns-1'",
     ),
     (
+        "dns-forwarder-loopback",
+        {"services.dns.forwarders": ["127.0.0.53"]},
+        {"services.dns.forwarders": ["10.251.0.1"]},
+        "services.dns.forwarders[0]",
+        "a loopback address",
+    ),
+    (
         "dns-forwarder-twice",
         {"services.dns.forwarders": ["192.0.2.53", "10.251.0.1", "192.0.2.53"]},
         {"services.dns.forwarders": ["192.0.2.53", "10.251.0.1"]},

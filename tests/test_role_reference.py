@@ -40,3 +40,15 @@ def test_role_facts_reference_is_current() -> None:
     assert doc == role_facts_reference(PLAYBOOKS, PROJECT_ROOT / "roles")
     check = [sys.executable, str(PROJECT_ROOT / "scripts" / "role-facts-reference.py"), "--check"]
     assert subprocess.run(check, capture_output=True, check=False).returncode == 0
+
+
+def test_role_imports_in_tasks_are_read_and_other_tasks_may_not_set_vars(tmp_path: Path) -> None:
+    imported = (
+        "- hosts: all\n  pre_tasks:\n    - block:\n        - import_role: {name: r, tasks_from: e}\n"
+        '          vars: {r_x: "{{ hermes_r.x }}"}\n'
+    )
+    (tmp_path / "ok.yml").write_text(imported)
+    assert [(m.role, m.variable, m.source) for m in playbook_mappings(tmp_path)] == [("r", "r_x", "hermes_r.x")]
+    (tmp_path / "ok.yml").write_text(imported.replace("import_role: {name: r, tasks_from: e}", "ansible.builtin.debug: {}"))
+    with pytest.raises(ValueError, match="sets vars but imports no role"):
+        playbook_mappings(tmp_path)

@@ -392,6 +392,11 @@ def dns_forwarders(estate: Estate, addresses: Mapping[str, netaddr.IPAddress]) -
         if address in owner
     ]
     problems += [
+        Problem(f"services.dns.forwarders[{i}]", f"{address} is a loopback address: the DNS host would ask itself")
+        for i, address in enumerate(forwarders)
+        if address.is_loopback()
+    ]
+    problems += [
         Problem(f"services.dns.forwarders[{forwarders.index(address)}]", f"{address} is listed twice")
         for address, count in Counter(forwarders).items()
         if count > 1

@@ -9,8 +9,10 @@ models, the playbooks and the roles, so it cannot drift (a test compares it with
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,7 +46,29 @@ class Mapping:
     source: str
 
 
-_ROLE_TASKS = ("ansible.builtin.import_role", "ansible.builtin.include_role")
+_ROLE_TASKS = ("ansible.builtin.import_role", "ansible.builtin.include_role", "import_role", "include_role")
+_TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
+
+
+def _tasks(tasks: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every task, those inside blocks included."""
+    for task in tasks:
+        yield task
+        for part in ("block", "rescue", "always"):
+            yield from _tasks(task.get(part) or [])
+
+
+def _role_uses(path: Path, play: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """(role, vars) of each role the play runs: in its roles, or imported by a task. A task that
+    is no role import may not set vars: it would be logic the playbook keeps from the roles."""
+    for role in play.get("roles", []):
+        yield role["role"], role.get("vars")
+    for task in (task for key in _TASK_LISTS for task in _tasks(play.get(key) or [])):
+        imported = [task[key] for key in _ROLE_TASKS if key in task]
+        if imported:
+            yield imported[0]["name"], task.get("vars")
+        elif task.get("vars"):
+            raise ValueError(f"{path.name}: task {task.get('name')!r} sets vars but imports no role")
 
 
 def playbook_mappings(playbooks: Path) -> list[Mapping]:
@@ -52,12 +76,7 @@ def playbook_mappings(playbooks: Path) -> list[Mapping]:
     found = []
     for path in sorted(playbooks.glob("*.yml")):
         for play in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
-            # A role of the play, or one entry point of a role imported as a task.
-            uses_of_roles = [(role["role"], role.get("vars")) for role in play.get("roles", [])]
-            uses_of_roles += [
-                (task[key]["name"], task.get("vars")) for task in play.get("tasks", []) for key in _ROLE_TASKS if key in task
-            ]
-            for role, variables in uses_of_roles:
+            for role, variables in _role_uses(path, play):
                 for variable, value in (variables or {}).items():
                     match = _PLAIN.match(str(value).strip())
                     if match is None:

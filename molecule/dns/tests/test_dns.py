@@ -1,4 +1,5 @@
-"""The estate's authoritative DNS, asked real questions from the controller with dnspython.
+"""The estate's DNS, asked real questions from the controller with dnspython (and, for
+recursion, from the DNS host itself).
 
 Expected values come from the estate file (through hermes.loader: placement letters, TTLs,
 which hosts provide what), the rendered inventory (addresses, pairs' live members, the SOA

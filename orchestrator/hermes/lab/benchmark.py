@@ -1,6 +1,6 @@
-"""What the login benchmarks (scripts/benchmark-proxy.py, scripts/benchmark-webmail.py) share:
-their command line's login options, and the password read from a file, never from the command
-line. Standard library only: the proxy benchmark needs nothing else.
+"""What the benchmarks share: their parser (scripts/benchmark-*.py), the login benchmarks'
+options (scripts/benchmark-proxy.py, scripts/benchmark-webmail.py) and the password read from a
+file, never from the command line. Standard library only.
 """
 
 from __future__ import annotations

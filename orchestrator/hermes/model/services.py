@@ -98,8 +98,9 @@ class Lists(HostGroup):
 
 
 class Dns(HostGroup):
-    """BIND on the DNS hosts: authoritative for the estate's zones to anyone, and the resolver
-    of the estate's own hosts (recursion for their addresses only, never for outsiders)."""
+    """BIND on the DNS hosts, authoritative for the estate's zones and its hosts' resolver.
+
+    The zones are answered to anyone; recursion is for the estate's hosts' addresses only."""
 
     forwarders: list[IPAddress] = Field(
         default_factory=list,
