@@ -412,7 +412,7 @@ def webmail_facts(loaded: LoadedEstate) -> WebmailFacts:
     smtp = ports.submission if ports.submission.enabled else ports.smtps
     limit = int(estate.policies.message_size_limit)
     return WebmailFacts(
-        name=f"webmail.{estate.domains.hosts}",
+        name=f"{dns.WEBMAIL}.{zone}",
         mail_domain=estate.domains.mail,
         imap=Endpoint(host=f"{dns.IMAP}.{zone}", port=imap.port, tls=str(imap.tls)),
         smtp=Endpoint(host=f"{dns.SMTP}.{zone}", port=smtp.port, tls=str(smtp.tls)),
