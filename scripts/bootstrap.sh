@@ -6,8 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # chromium, chromium-driver and libnss3-tools: the browser the webmail tests drive, with the
-# lab CA in its own certificate store.
-packages=(podman runc netavark aardvark-dns iptables debootstrap uidmap python3 python3-venv python3-pip git ca-certificates
+# lab CA in its own certificate store. openssh-client: Ansible reaches every host over SSH.
+packages=(podman runc netavark aardvark-dns iptables debootstrap uidmap openssh-client python3 python3-venv python3-pip git ca-certificates
   chromium chromium-driver libnss3-tools)
 missing=()
 for package in "${packages[@]}"; do

@@ -5,7 +5,8 @@
 #   scripts/molecule-all.sh common     # only molecule/common
 #
 # Builds or reuses the base image (python -m hermes.lab.image), exports what
-# .config/molecule/config.yml needs (HERMES_BASE_IMAGE, HERMES_LAB_CACHE, CONTAINERS_CONF),
+# .config/molecule/config.yml needs (HERMES_BASE_IMAGE, HERMES_LAB_CACHE, CONTAINERS_CONF,
+# ANSIBLE_STRATEGY_PLUGINS),
 # then runs `molecule test` per scenario and stops at the first failure. Containers and
 # networks of the scenario are destroyed on success, failure and interruption alike.
 # Needs root (rootful podman, debootstrap).
@@ -44,6 +45,9 @@ done
 
 HERMES_BASE_IMAGE="$(python -m hermes.lab.image)"
 export HERMES_BASE_IMAGE
+# Mitogen's strategy plugins, which the shared config selects (as hermes.deploy does).
+ANSIBLE_STRATEGY_PLUGINS="$(python -c 'from hermes.deploy import mitogen_strategies; print(mitogen_strategies())')"
+export ANSIBLE_STRATEGY_PLUGINS
 echo "molecule-all: base image $HERMES_BASE_IMAGE" >&2
 
 current=""

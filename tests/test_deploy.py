@@ -3,14 +3,23 @@ CLI handing that call over unchanged, and no secret on a command line or in a ru
 
 from __future__ import annotations
 
+import copy
+import functools
+import getpass
+import hashlib
+import importlib.metadata
 import io
+import itertools
 import json
 import os
 import re
 import shlex
 import shutil
+import socket
+import subprocess
 import sys
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +28,7 @@ import ansible_runner
 import pytest
 from ansible.constants import DEFAULT_VAULT_ID_MATCH
 from ansible.parsing.vault import VaultLib, VaultSecret
+from rich.console import Console
 from typer.testing import CliRunner
 
 from hermes import cli
@@ -31,13 +41,22 @@ from hermes.deploy import (
     SiteTarget,
     runner_call,
 )
+from hermes.lab.ssh import lab_ssh
 from hermes.paths import PROJECT_ROOT
-from hermes.runner import run_playbook
+from hermes.progress import Counts, HostProgress, Tally, fold
+from hermes.runner import RunFailed, run_playbook
+from hermes.summary import Hashed, RunSubject, tree_sha256
 from tests.test_paths import LAYOUTS, copy_lab_estate
 
 runner = CliRunner()
 VENV_BIN = Path(sys.executable).parent
 CALLER_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Where pip put Mitogen's strategy plugins: found here from the package's files, not its module.
+MITOGEN = next(
+    str(Path(str(file.locate())).parent)
+    for file in importlib.metadata.files("mitogen") or []
+    if file.name == "mitogen_linear.py" and file.parent.name == "strategy"
+)
 
 
 def lab_estate(home: Path) -> DeployEstate:
@@ -58,6 +77,8 @@ def site_call(home: Path, *, playbook: str, inventory: Path, args: list[str], pa
             "ANSIBLE_CONFIG": f"{PROJECT_ROOT}/ansible.cfg",
             "PATH": f"{VENV_BIN}:{CALLER_PATH}",
             "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_STRATEGY_PLUGINS": MITOGEN,
+            "ANSIBLE_STRATEGY": "mitogen_linear",
         },
         extravars={
             "hermes_ca_certificates": [f"{certificates}/ca.crt"],
@@ -76,7 +97,7 @@ def site_call(home: Path, *, playbook: str, inventory: Path, args: list[str], pa
 
 def test_lab_call(tmp_path: Path) -> None:
     home, state = tmp_path / "my estate", tmp_path / "lab state" / "lab"
-    target = LabTarget(state / "vault.yml", state / "vault-password")
+    target = LabTarget(state / "vault.yml", state / "vault-password", lab_ssh(state))
     call = runner_call(lab_estate(home), target, DeployOptions("common.yml", limit="mx", check=True), path=CALLER_PATH)
     assert call == RunnerCall(
         private_data_dir=f"{home}/.hermes/lab/runs/common",
@@ -88,16 +109,20 @@ def test_lab_call(tmp_path: Path) -> None:
             [
                 "--diff",
                 "--check",
-                f"--extra-vars=@{PROJECT_ROOT}/inventory/lab-connection.yml",
                 f"--extra-vars=@{PROJECT_ROOT}/inventory/lab-target.yml",
                 f"--extra-vars=@{state}/vault.yml",
                 f"--vault-password-file={state}/vault-password",
+                "--user=root",
+                f"--private-key={state}/ssh/id_ed25519",
+                f"--ssh-common-args=-o 'UserKnownHostsFile={state}/ssh/known_hosts' -o StrictHostKeyChecking=yes",
             ]
         ),
         envvars={
             "ANSIBLE_CONFIG": f"{PROJECT_ROOT}/ansible.cfg",
             "PATH": f"{VENV_BIN}:{CALLER_PATH}",
-            "CONTAINERS_CONF": f"{PROJECT_ROOT}/orchestrator/hermes/lab/containers.conf",
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_STRATEGY_PLUGINS": MITOGEN,
+            "ANSIBLE_STRATEGY": "mitogen_linear",
         },
         extravars=None,
         passwords=None,
@@ -105,8 +130,12 @@ def test_lab_call(tmp_path: Path) -> None:
         rotate_artifacts=5,
         quiet=True,
     )
-    # ansible-runner shlex-splits cmdline: each path comes back whole, spaces and all.
-    assert f"--extra-vars=@{tmp_path}/lab state/lab/vault.yml" in shlex.split(call.cmdline)
+    # ansible-runner shlex-splits cmdline: each path comes back whole, spaces and all, and so
+    # does Ansible's ssh connection with its common args.
+    arguments = shlex.split(call.cmdline)
+    assert f"--extra-vars=@{tmp_path}/lab state/lab/vault.yml" in arguments
+    ssh_args = shlex.split(next(a for a in arguments if a.startswith("--ssh-common-args=")).split("=", 1)[1])
+    assert ssh_args == ["-o", f"UserKnownHostsFile={tmp_path}/lab state/lab/ssh/known_hosts", "-o", "StrictHostKeyChecking=yes"]
 
 
 def test_site_call_with_a_password_file(tmp_path: Path) -> None:
@@ -156,17 +185,139 @@ def test_kwargs_are_the_fields_as_copies(tmp_path: Path) -> None:
 # hermesctl deploy hands exactly that call to ansible-runner.
 
 
+# ansible-runner's events as its event_handler gets them (trimmed from a real run: the fields
+# hermes reads, among some it does not).
+
+PLAY = "Every host"
+_COUNTER = itertools.count(1)
+
+
+def _event(kind: str, /, **data: Any) -> dict[str, Any]:
+    counter = next(_COUNTER)
+    return {
+        "uuid": f"00000000-0000-0000-0000-{counter:012}",
+        "counter": counter,
+        "event": kind,
+        "pid": 4242,
+        "created": "2025-05-01T10:00:00.000000+00:00",
+        "event_data": {"playbook": "site.yml", "playbook_uuid": "0242ac11-0002", **data},
+    }
+
+
+def play_start(play: str) -> dict[str, Any]:
+    return _event("playbook_on_play_start", play=play, play_pattern="all", name=play, pattern="all")
+
+
+def task_start(task: str, play: str = PLAY) -> dict[str, Any]:
+    return _event("playbook_on_task_start", play=play, task=task, task_action="ansible.builtin.command", name=task)
+
+
+def on_host(kind: str, host: str, task: str, play: str = PLAY, **data: Any) -> dict[str, Any]:
+    return _event(kind, play=play, task=task, task_action="ansible.builtin.command", host=host, remote_addr=host, **data)
+
+
+def res(changed: bool, rc: int = 0, **more: Any) -> dict[str, Any]:
+    return {"changed": changed, "rc": rc, "_ansible_no_log": False, **more}
+
+
+def recap(**counts: dict[str, int]) -> dict[str, Any]:
+    keys = ("changed", "dark", "failures", "ignored", "ok", "processed", "rescued", "skipped")
+    return _event("playbook_on_stats", **{key: counts.get(key, {}) for key in keys}, artifact_data={})
+
+
+FIRST_TASKS = [
+    _event("playbook_on_start"),
+    play_start(PLAY),
+    task_start("Packages"),
+    on_host("runner_on_start", "ppsw-1", "Packages"),
+    on_host("runner_on_start", "ppsw-2", "Packages"),
+    on_host("runner_on_ok", "ppsw-2", "Packages", res=res(False)),
+    on_host("runner_on_ok", "ppsw-1", "Packages", res=res(True)),
+    task_start("Configuration"),
+    on_host("runner_on_start", "ppsw-1", "Configuration"),
+    on_host("runner_on_start", "ppsw-2", "Configuration"),
+    # A loop: each item reports, then the task itself, once per host.
+    on_host("runner_item_on_ok", "ppsw-1", "Configuration", res=res(True, item="main.cf")),
+    on_host("runner_item_on_ok", "ppsw-2", "Configuration", res=res(False, item="main.cf")),
+    on_host("runner_item_on_ok", "ppsw-1", "Configuration", res=res(True, item="master.cf")),
+    on_host("runner_on_ok", "ppsw-1", "Configuration", res=res(True, results=[{"changed": True}, {"changed": True}])),
+    on_host("runner_item_on_ok", "ppsw-2", "Configuration", res=res(False, item="master.cf")),
+    on_host("runner_on_ok", "ppsw-2", "Configuration", res=res(False, results=[{"changed": False}, {"changed": False}])),
+]
+# ppsw-2 fails a task that ignores errors: ok (and ignored), not failed.
+GOOD_RUN = [
+    *FIRST_TASKS,
+    task_start("Optional probe"),
+    on_host("runner_on_start", "ppsw-1", "Optional probe"),
+    on_host("runner_on_skipped", "ppsw-1", "Optional probe"),
+    on_host("runner_on_start", "ppsw-2", "Optional probe"),
+    on_host("runner_on_failed", "ppsw-2", "Optional probe", res=res(False, 1, msg="non-zero return code"), ignore_errors=True),
+    recap(
+        ok={"ppsw-1": 2, "ppsw-2": 3},
+        changed={"ppsw-1": 2},
+        ignored={"ppsw-2": 1},
+        skipped={"ppsw-1": 1},
+        processed={"ppsw-1": 1, "ppsw-2": 1},
+    ),
+]
+# ppsw-2 fails a task that does not ignore errors: failed, and not changed whatever its result says.
+FAILED_RUN = [
+    *FIRST_TASKS,
+    task_start("Required probe"),
+    on_host("runner_on_start", "ppsw-1", "Required probe"),
+    on_host("runner_on_start", "ppsw-2", "Required probe"),
+    on_host("runner_on_ok", "ppsw-1", "Required probe", res=res(False)),
+    on_host("runner_on_failed", "ppsw-2", "Required probe", res=res(True, 1, msg="non-zero return code"), ignore_errors=None),
+    recap(
+        ok={"ppsw-1": 3, "ppsw-2": 2},
+        changed={"ppsw-1": 2},
+        failures={"ppsw-2": 1},
+        processed={"ppsw-1": 1, "ppsw-2": 1},
+    ),
+]
+# A run's subject where no estate is involved (ansible-runner driven directly).
+SUBJECT = RunSubject(
+    who="operator",
+    controller="controller",
+    estate="lab",
+    estate_file=Hashed("/nowhere/lab.yml", "0" * 64),
+    accounts_file=Hashed("/nowhere/lab.accounts", "0" * 64),
+    inventory=Hashed("/nowhere/rendered/lab", "0" * 64),
+    playbook="check.yml",
+    limit=None,
+    check=False,
+)
+
+
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """ansible_runner.run replaced: each call's keyword arguments are kept; the run succeeds."""
+def events() -> list[dict[str, Any]]:
+    """What the fake ansible_runner.run reports to its event handler: a good run unless a test
+    replaces the list's contents (``events[:] = FAILED_RUN``)."""
+    return copy.deepcopy(GOOD_RUN)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ansible_runner.run replaced: each call's keyword arguments are kept; it hands ``events``
+    to the event handler and ends as ansible-runner would after them (the run succeeds unless a
+    host failed), its record in ``artifacts/<n>/`` for the n-th call."""
     made: list[dict[str, Any]] = []
 
     def run(**kwargs: Any) -> SimpleNamespace:
-        assert callable(kwargs.pop("event_handler"))
+        handler = kwargs.pop("event_handler")
         made.append(kwargs)
-        artifacts = f"{kwargs['private_data_dir']}/artifacts/1"
+        artifacts = Path(kwargs["private_data_dir"]) / "artifacts" / str(len(made))
+        artifacts.mkdir(parents=True)
+        for event in copy.deepcopy(events):
+            assert handler(event) is True
+        # ansible-runner's stats are the recap event's counts.
+        recap = next(e["event_data"] for e in reversed(events) if e["event"] == "playbook_on_stats")
+        stats = {key: recap[key] for key in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")}
         return SimpleNamespace(
-            status="successful", stats={"changed": {"ppsw-1": 2}}, config=SimpleNamespace(artifact_dir=artifacts)
+            status="failed" if stats["failures"] or stats["dark"] else "successful",
+            stats=stats,
+            config=SimpleNamespace(artifact_dir=str(artifacts)),
+            stdout=io.StringIO("TASK [Optional probe]\nfatal: [ppsw-2]: FAILED!\n"),
         )
 
     monkeypatch.setattr(ansible_runner, "run", run)
@@ -253,13 +404,18 @@ def test_deploy_lab_hands_over_the_call(
     shutil.copytree(home / "rendered" / "lab", other)
     # A relative --output reaches ansible-runner absolute (ansible-playbook runs in the checkout).
     monkeypatch.chdir(tmp_path)
+    state = tmp_path / "lab state" / "lab"
+    # Before `lab up` gave the lab its SSH access, the deploy is refused and nothing runs.
+    code, output = hermesctl("deploy", "--lab", "-e", estate, "--output", "elsewhere")
+    assert code == 2 and "run hermesctl lab up first" in output and calls == []
+    (state / "ssh").mkdir(parents=True)
+    (state / "ssh" / "known_hosts").write_text("")
     code, output = hermesctl("deploy", "--lab", "-e", estate, "--output", "elsewhere")
     assert code == 0, output
-    state = tmp_path / "lab state" / "lab"
     assert (state / "vault.yml").is_file() and (state / "vault-password").is_file()
     expected = runner_call(
         DeployEstate("lab", other, home / ".hermes" / "lab" / "runs"),
-        LabTarget(state / "vault.yml", state / "vault-password"),
+        LabTarget(state / "vault.yml", state / "vault-password", lab_ssh(state)),
         DeployOptions(),
         path=os.environ.get("PATH", ""),
     )
@@ -306,11 +462,14 @@ def test_deploy_refuses_a_stale_render_and_reports_a_failed_run(
     assert code == 1 and "is stale" in output
     assert calls == []
 
+    records = tmp_path / "records" / "1"
+    records.mkdir(parents=True)
+
     def failed(**kwargs: Any) -> SimpleNamespace:
         return SimpleNamespace(
             status="failed",
             stats={"failures": {"ppsw-2": 1}},
-            config=SimpleNamespace(artifact_dir="/records/1"),
+            config=SimpleNamespace(artifact_dir=str(records)),
             stdout=io.StringIO("TASK [x]\nfatal: [ppsw-2]: FAILED!\n"),
         )
 
@@ -318,7 +477,7 @@ def test_deploy_refuses_a_stale_render_and_reports_a_failed_run(
     assert hermesctl("render", "-e", estate)[0] == 0
     code, output = hermesctl("deploy", "-e", estate, *site)
     assert code == 4
-    assert "site.yml failed on ppsw-2 (failed); the run's record is in /records/1" in output
+    assert f"site.yml failed on ppsw-2 (failed); the run's record is in {records}" in output
     assert "fatal: [ppsw-2]: FAILED!" in output
 
 
@@ -359,8 +518,8 @@ def test_a_prompted_password_reaches_ansible_and_no_file(tmp_path: Path) -> None
             [*shlex.split(call.cmdline), "--connection=local", "--extra-vars=" + json.dumps({"certificates": str(home / "pki")})]
         ),
     )
-    tasks: list[tuple[str, str]] = []
-    result = run_playbook(local, lambda host, task: tasks.append((host, task)))
+    tasks: set[tuple[str, str]] = set()
+    result = run_playbook(local, SUBJECT, lambda tally: tasks.update((host, p.task) for host, p in tally.hosts.items()))
     assert result.status == "successful"
     assert ("localhost", "The vault was opened and the certificate paths are the host's") in tasks
     private = Path(local.private_data_dir)
@@ -368,3 +527,286 @@ def test_a_prompted_password_reaches_ansible_and_no_file(tmp_path: Path) -> None
     assert not (private / "env").exists()
     records = [p for p in private.rglob("*") if p.is_file()]
     assert records and not [p for p in records if typed.encode() in p.read_bytes()]
+
+
+# Progress: ansible-runner's events folded, per host, into Ansible's counts and the current task.
+
+
+def _counts(tally: Tally) -> dict[str, Counts]:
+    return {host: progress.counts for host, progress in tally.hosts.items()}
+
+
+def test_task_events_are_counted_as_ansible_recaps_them() -> None:
+    good = functools.reduce(fold, GOOD_RUN[:-1], Tally())
+    failed = functools.reduce(fold, FAILED_RUN[:-1], Tally())
+    # A loop counts once, as its task; a failure its task ignores is ok and ignored, not failed ...
+    assert _counts(good) == {"ppsw-1": Counts(ok=2, changed=2, skipped=1), "ppsw-2": Counts(ok=3, ignored=1)}
+    # ... while one it does not ignore is failed, and not changed whatever its result says.
+    assert _counts(failed) == {"ppsw-1": Counts(ok=3, changed=2), "ppsw-2": Counts(ok=2, failed=1)}
+    # The live counts already agree with Ansible's recap, the last event.
+    assert _counts(fold(good, GOOD_RUN[-1])) == _counts(good)
+    assert _counts(fold(failed, FAILED_RUN[-1])) == _counts(failed)
+
+
+def test_the_recap_has_the_last_word() -> None:
+    events = [
+        play_start("Hubs"),
+        task_start("Try", "Hubs"),
+        on_host("runner_on_start", "ppsw-1", "Try", "Hubs"),
+        on_host("runner_on_failed", "ppsw-1", "Try", "Hubs", res=res(False, 1), ignore_errors=None),
+        on_host("runner_on_unreachable", "ppsw-2", "Try", "Hubs", res={"unreachable": True, "msg": "No route to host"}),
+        task_start("Recover", "Hubs"),
+        on_host("runner_on_ok", "ppsw-1", "Recover", "Hubs", res=res(True)),
+    ]
+    live = functools.reduce(fold, events, Tally())
+    assert _counts(live) == {"ppsw-1": Counts(ok=1, changed=1, failed=1), "ppsw-2": Counts(unreachable=1)}
+    # The failure was in a block its rescue recovered: the task events cannot say so, the recap does.
+    final = fold(
+        live, recap(ok={"ppsw-1": 1}, changed={"ppsw-1": 1}, rescued={"ppsw-1": 1}, dark={"ppsw-2": 1}, processed={"ppsw-1": 1})
+    )
+    assert _counts(final) == {"ppsw-1": Counts(ok=1, changed=1, rescued=1), "ppsw-2": Counts(unreachable=1)}
+    assert final.hosts["ppsw-1"].task == "Recover"
+    # A key the recap has nothing for may come as 0 rather than a mapping.
+    bare = _event("playbook_on_stats", ok={"mx-1": 1}, ignored=0, processed={"mx-1": 1})
+    assert _counts(fold(Tally(), bare)) == {"mx-1": Counts(ok=1)}
+
+
+def test_each_host_shows_its_play_and_latest_task() -> None:
+    events = [
+        *GOOD_RUN[:-1],
+        play_start("Hubs"),
+        task_start("Exim", "Hubs"),
+        on_host("runner_on_start", "ppsw-1", "Exim", "Hubs"),
+    ]
+    tally = functools.reduce(fold, events, Tally())
+    assert (tally.play, tally.task) == ("Hubs", "Exim")
+    assert tally.hosts["ppsw-1"] == HostProgress(Counts(ok=2, changed=2, skipped=1), "Hubs", "Exim")
+    # ppsw-2 has started nothing in the new play: it shows where it last was.
+    assert tally.hosts["ppsw-2"] == HostProgress(Counts(ok=3, ignored=1), PLAY, "Optional probe")
+    # Events saying nothing of a play, a task or a host's progress leave the tally as it was.
+    for event in (
+        _event("playbook_on_start"),
+        _event("verbose", stdout="[WARNING]: something"),
+        on_host("runner_item_on_ok", "ppsw-1", "Exim", "Hubs", res=res(True, item="a")),
+        on_host("runner_retry", "ppsw-1", "Exim", "Hubs", res=res(False, 1)),
+    ):
+        assert fold(tally, event) is tally
+
+
+# The run summary: the tree hash anyone can check, and what a deploy records and prints.
+
+TREE_RECIPE = "cd \"$1\" && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum"
+
+
+def sha256sum_tree(root: Path) -> str:
+    """The rendered tree's hash as docs/architecture.md says to check it, with coreutils."""
+    done = subprocess.run(["sh", "-c", TREE_RECIPE, "sh", str(root)], capture_output=True, text=True, check=True)
+    return done.stdout.split()[0]
+
+
+def test_the_tree_hash_is_what_sha256sum_says(tmp_path: Path) -> None:
+    tree = tmp_path / "rendered tree"
+    (tree / "host_vars").mkdir(parents=True)
+    (tree / "hosts.yml").write_text("all: {}\n")
+    (tree / "host_vars" / "ppsw-1.yml").write_text("a: 1\n")
+    (tree / "host_vars" / "Ppsw 2.yml").write_text("b: 2\n")
+    (tree / "group_vars").mkdir()
+    assert tree_sha256(tree) == sha256sum_tree(tree)
+    before = tree_sha256(tree)
+    (tree / "host_vars" / "ppsw-1.yml").write_text("a: 2\n")
+    assert tree_sha256(tree) == sha256sum_tree(tree) != before
+    (tree / "host_vars" / "ppsw-1.yml").write_text("a: 1\n")
+    assert tree_sha256(tree) == before
+    (tree / "host_vars" / "ppsw-1.yml").rename(tree / "host_vars" / "ppsw-3.yml")
+    assert tree_sha256(tree) == sha256sum_tree(tree) != before
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def recap_counts(**counts: int) -> dict[str, int]:
+    return {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0, "rescued": 0, "ignored": 0, **counts}
+
+
+def test_deploy_records_a_summary_of_the_run(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    home = tmp_path / "my estate"
+    estate = rendered_estate(home).resolve()
+    vault, _, certificates = site_files(home)
+    site = ("--vault", vault, "--certificates", certificates)
+    code, output = hermesctl("deploy", "-e", estate, *site, "--limit", "mx", "--check", stdin="typed s3cret\n")
+    assert code == 0, output
+    record = home.resolve() / ".hermes" / "lab" / "runs" / "site" / "artifacts" / "1"
+    text = (record / "summary.json").read_text()
+    summary = json.loads(text)
+    started, finished = (datetime.fromisoformat(summary.pop(key)) for key in ("started", "finished"))
+    assert started.utcoffset() == timedelta(0) and started <= finished
+    inventory = home.resolve() / "rendered" / "lab"
+    assert summary == {
+        "who": getpass.getuser(),
+        "controller": socket.gethostname(),
+        "estate": "lab",
+        "estate_file": {"path": str(estate), "sha256": sha256(estate)},
+        "accounts_file": {"path": str(estate.parent / "lab.accounts"), "sha256": sha256(estate.parent / "lab.accounts")},
+        "inventory": {"path": str(inventory), "sha256": sha256sum_tree(inventory)},
+        "playbook": "site.yml",
+        "limit": "mx",
+        "check": True,
+        "status": "successful",
+        # From the events (GOOD_RUN), as Ansible's recap counts them.
+        "hosts": {"ppsw-1": recap_counts(ok=2, changed=2, skipped=1), "ppsw-2": recap_counts(ok=3, ignored=1)},
+        "changed": 2,
+        "record": str(record),
+    }
+    # No secret: the typed vault password is in no file of the record.
+    assert "s3cret" not in text
+    # The recap per host, then, last, the line scripts read.
+    assert re.search(r"ppsw-2\s*│\s*3\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*1\b", output), output
+    assert output.splitlines()[-1] == f"site.yml on lab: successful, 2 changed; record in {record}"
+    assert re.search(r": (successful|failed), (\d+) changed;", output.splitlines()[-1])
+
+
+def test_a_failed_deploy_is_recorded_and_exits_4(
+    tmp_path: Path, calls: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> None:
+    home = tmp_path / "my estate"
+    estate = rendered_estate(home)
+    vault, password, certificates = site_files(home)
+    site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
+    runs = home / ".hermes" / "lab" / "runs" / "site" / "artifacts"
+    events[:] = FAILED_RUN
+    code, output = hermesctl("deploy", "-e", estate, *site)
+    assert code == 4, output
+    summary = json.loads((runs / "1" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["changed"] == 2
+    assert summary["hosts"] == {"ppsw-1": recap_counts(ok=3, changed=2), "ppsw-2": recap_counts(ok=2, failed=1)}
+    # The recap table, then the error; not the line of a successful run.
+    assert re.search(r"ppsw-2\s*│\s*2\s*│\s*0\s*│\s*0\s*│\s*1\b", output), output
+    assert f"site.yml failed on ppsw-2 (failed); the run's record is in {runs / '1'}" in output
+    assert " changed; record in " not in output
+    # The same deploy with a good run.
+    events[:] = GOOD_RUN
+    code, output = hermesctl("deploy", "-e", estate, *site)
+    assert code == 0, output
+    assert json.loads((runs / "2" / "summary.json").read_text())["status"] == "successful"
+
+
+def test_deploy_json_prints_the_summary_only(tmp_path: Path, calls: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    home = tmp_path / "my estate"
+    estate = rendered_estate(home)
+    vault, password, certificates = site_files(home)
+    arguments = ["deploy", "-e", str(estate), "--vault", str(vault), "--certificates", str(certificates), "--json"]
+    runs = home / ".hermes" / "lab" / "runs" / "site" / "artifacts"
+    result = runner.invoke(cli.app, arguments, input="typed s3cret\n", env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    # stdout is summary.json, byte for byte, and nothing else: the password prompt is on stderr.
+    # (CliRunner's stand-in for getpass echoes a space on stdout; getpass itself writes to the terminal.)
+    assert result.stdout.removeprefix(" \n") == (runs / "1" / "summary.json").read_text()
+    assert json.loads(result.stdout)["status"] == "successful"
+    assert "Vault password" in result.stderr
+    # A failed run prints its summary too, then the error on stderr, and exits 4.
+    events[:] = FAILED_RUN
+    result = runner.invoke(cli.app, [*arguments, "--vault-password-file", str(password)], env={"COLUMNS": "1000"})
+    assert result.exit_code == 4, result.output
+    assert result.stdout == (runs / "2" / "summary.json").read_text()
+    assert json.loads(result.stdout)["status"] == "failed"
+    assert "site.yml failed on ppsw-2 (failed)" in result.stderr
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_deploy_shows_each_hosts_progress_on_stderr(
+    tmp_path: Path, calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # stderr as a terminal, where the live display draws (elsewhere it draws nothing).
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=terminal, force_terminal=True, width=200))
+    home = tmp_path / "my estate"
+    estate = rendered_estate(home)
+    vault, password, certificates = site_files(home)
+    code, output = hermesctl(
+        "deploy", "-e", estate, "--vault", vault, "--vault-password-file", password, "--certificates", certificates
+    )
+    assert code == 0, output
+    shown = ANSI.sub("", terminal.getvalue())
+    # Its last frame: the play and task now, and per host its play, ok, changed, unreachable,
+    # failed and latest task.
+    assert "deploying lab with site.yml: Every host, Optional probe" in shown
+    assert re.search(r"ppsw-1\s*│\s*Every host\s*│\s*2\s*│\s*2\s*│\s*0\s*│\s*0\s*│\s*Optional probe", shown), shown
+    assert re.search(r"ppsw-2\s*│\s*Every host\s*│\s*3\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*Optional probe", shown), shown
+    # The results are on stdout only.
+    assert "changed; record in" not in shown and "changed; record in" in output
+
+
+# A real run through ansible-runner, on two local hosts: counted as Ansible's own recap counts it.
+
+PROBE = """\
+- name: Probe play
+  hosts: all
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Fine
+      ansible.builtin.command: "true"
+      changed_when: false
+    - name: Changes
+      ansible.builtin.command: "true"
+    - name: Loop
+      ansible.builtin.command: "echo {{ item }}"
+      loop: [a, b]
+    - name: Refused but ignored
+      ansible.builtin.command: "false"
+      ignore_errors: true
+    - name: Skipped
+      ansible.builtin.command: "true"
+      when: false
+    - name: Fails on two
+      ansible.builtin.command: "false"
+      when: inventory_hostname == "two"
+    - name: After
+      ansible.builtin.command: "true"
+      changed_when: false
+"""
+
+
+def test_a_real_run_is_counted_as_ansible_recaps_it(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "probe.yml").write_text(PROBE)
+    call = RunnerCall(
+        private_data_dir=str(tmp_path / "runs" / "probe"),
+        project_dir=str(project),
+        playbook=str(project / "probe.yml"),
+        inventory=["one,two,"],
+        limit=None,
+        cmdline="--connection=local",
+        envvars={"PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"},
+        extravars=None,
+        passwords=None,
+    )
+    tallies: list[Tally] = []
+    with pytest.raises(RunFailed) as failure:
+        run_playbook(call, SUBJECT, tallies.append)
+    assert failure.value.exit_code == 4 and "probe.yml failed on two (failed)" in str(failure.value)
+    record = Path(failure.value.summary.record)
+    summary = json.loads((record / "summary.json").read_text())
+    events = sorted((json.loads(p.read_text()) for p in (record / "job_events").glob("*.json")), key=lambda e: e["counter"])
+    stats = next(e["event_data"] for e in events if e["event"] == "playbook_on_stats")
+    keys = {"ok": "ok", "changed": "changed", "failed": "failures", "unreachable": "dark", "skipped": "skipped"}
+    keys |= {"rescued": "rescued", "ignored": "ignored"}
+    ansible = {host: {name: stats[key].get(host, 0) for name, key in keys.items()} for host in stats["processed"]}
+    assert (
+        summary["hosts"]
+        == ansible
+        == {
+            "one": recap_counts(ok=5, changed=3, skipped=2, ignored=1),
+            "two": recap_counts(ok=4, changed=3, failed=1, skipped=1, ignored=1),
+        }
+    )
+    assert summary["status"] == "failed" and summary["changed"] == 6
+    # The task events alone (the live display's counts) already said the same.
+    live = functools.reduce(fold, [e for e in events if e["event"] != "playbook_on_stats"], Tally())
+    assert {host: asdict(progress.counts) for host, progress in live.hosts.items()} == ansible
+    assert _counts(tallies[-1]) == _counts(live)

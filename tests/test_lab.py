@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from hermes.cli import app
 from hermes.lab.containers import LABEL
 from hermes.lab.image import podman_env
+from hermes.paths import LAB_STATE
 
 pytestmark = pytest.mark.lab
 SOURCE = Path(__file__).parent / "data" / "labtest.yml"
@@ -97,6 +98,21 @@ def test_deploy_from_outside_the_checkout_is_idempotent(estate: Path, rendered: 
         hosts.split()[0]
         == json.loads(podman("inspect", "lt-store-b"))[0]["NetworkSettings"]["Networks"]["hermes-labtest"]["IPAddress"]
     )
+
+
+def test_deploy_checks_each_hosts_key(estate: Path, rendered: Path) -> None:
+    # Every container made its own host key at first boot: none is baked into the image.
+    known_hosts = LAB_STATE / "labtest" / "ssh" / "known_hosts"
+    lines = {line.split()[0]: line.split()[2] for line in known_hosts.read_text().splitlines()}
+    assert {name.split(",")[0] for name in lines} == HOSTS and len(set(lines.values())) == len(HOSTS)
+    # A host whose key is not the one known (here: the hub answering with store-a's) is refused...
+    hub, store = sorted(name for name in lines if name.startswith(("lt-hub,", "lt-store-a,")))
+    known_hosts.write_text(f"{hub} ssh-ed25519 {lines[store]}\n")
+    refused = runner.invoke(app, ["deploy", "--lab", "--playbook", "common.yml", "--limit", "lt-hub", "--estate", str(estate)])
+    assert refused.exit_code == 4 and "mismatching host key" in refused.output, refused.output
+    # ...and `lab up` writes the keys the hosts really have, so the same deploy goes ahead.
+    hermesctl(estate, "lab", "up")
+    assert _changed(hermesctl(estate, "deploy", "--lab", "--playbook", "common.yml", "--limit", "lt-hub")) == 0
 
 
 def test_down_leaves_nothing_behind(estate: Path, rendered: Path) -> None:

@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.table import Table
+from rich.text import Text
 
 from hermes.console import EstateOption, err, out, reporting
 from hermes.errors import StaleRenderError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
+from hermes.progress import Counts, Tally
 from hermes.render import render_inventory
 from hermes.rendered import changed_files, diff, write_tree
 from hermes.store.cli import store_app
+
+if TYPE_CHECKING:
+    from hermes.summary import RunSummary
 
 app = typer.Typer(
     help="Render, check and run a Hermes mail estate.",
@@ -151,9 +158,10 @@ def lab_image(rebuild: Annotated[bool, typer.Option(help="Rebuild even if the im
 @lab_app.command("up")
 def lab_up(estate: EstateOption = DEFAULT_ESTATE) -> None:
     """Create (or start) one container per host of the estate, on the estate's own network."""
-    from hermes.lab.containers import lab_plan, up
+    from hermes.lab.containers import grant_ssh, lab_plan, up
     from hermes.lab.image import ensure_base_image
     from hermes.lab.pki import ensure_lab_pki
+    from hermes.lab.ssh import ensure_controller_key, known_hosts, lab_ssh
 
     with reporting():
         loaded = load_estate(estate)
@@ -161,6 +169,9 @@ def lab_up(estate: EstateOption = DEFAULT_ESTATE) -> None:
         ensure_lab_pki(LAB_STATE / "pki", loaded)
         with err.status(f"bringing up the {plan.estate} lab"):
             changes = up(plan, ensure_base_image(progress=_progress), _progress)
+            ssh = lab_ssh(LAB_STATE / plan.estate)
+            host_keys = grant_ssh(plan, ensure_controller_key(ssh, f"hermes-lab-{plan.estate}"))
+            ssh.known_hosts.write_text(known_hosts(host_keys))
         for change in changes:
             out.print(change, markup=False)
         out.print(f"lab {plan.estate}: {len(plan.hosts)} hosts up, {len(changes)} changes", markup=False)
@@ -224,12 +235,19 @@ def deploy(
         ),
     ] = None,
     ssh_user: Annotated[str | None, typer.Option(help="The SSH login on a real estate's hosts (default: Ansible's).")] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the run's summary (its summary.json) instead of the table and last line.")
+    ] = False,
 ) -> None:
     """Render the estate, then run a playbook (default site.yml) against its inventory: on its
     real hosts over SSH, or with --lab on the local lab's containers."""
+    from rich.live import Live
+
     from hermes.deploy import DeployEstate, DeployOptions, LabTarget, PromptedPassword, SiteTarget, Target, runner_call
+    from hermes.lab.ssh import lab_ssh
     from hermes.lab.vault import ensure_lab_vault
-    from hermes.runner import run_playbook
+    from hermes.runner import RunFailed, run_playbook
+    from hermes.summary import run_subject
 
     with reporting():
         if not (PROJECT_ROOT / "playbooks" / playbook).is_file():
@@ -241,21 +259,80 @@ def deploy(
         name = loaded.estate.name
         target: Target
         if site is None:
-            target = LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts))
+            ssh = lab_ssh(LAB_STATE / name)
+            if not ssh.known_hosts.is_file():
+                raise UsageError(f"--lab: the {name} lab has no SSH access yet ({ssh.known_hosts}): run hermesctl lab up first")
+            target = LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts), ssh)
         else:
-            # Asked only now, once the deployment can go ahead; typed input is never echoed.
-            password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True))
+            # Asked only now, once the deployment can go ahead; typed input is never echoed. On
+            # stderr: stdout is for the results (--json).
+            password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True, err=True))
             target = SiteTarget(site[0], password, site[1], ssh_user)
+        options = DeployOptions(playbook, limit, check)
         call = runner_call(
             # Absolute: ansible-playbook runs in the checkout, not in the caller's directory.
             DeployEstate(name, inventory.resolve(), runs_dir(name, estate_home(estate.resolve()))),
             target,
-            DeployOptions(playbook, limit, check),
+            options,
             path=os.environ.get("PATH", ""),
         )
-        with err.status(f"deploying {name} with {playbook}") as spinner:
-            result = run_playbook(call, lambda host, task: spinner.update(f"{host}: {task}"))
-        out.print(f"{playbook} on {name}: {result.status}, {result.changed} changed; record in {result.artifacts}", markup=False)
+        subject = run_subject(loaded, inventory, options)
+        tally = Tally()
+
+        def progress(now: Tally) -> None:
+            nonlocal tally
+            tally = now
+
+        title = f"deploying {name} with {playbook}"
+        try:
+            # On stderr, redrawn from the latest tally, and gone once the run ends: stdout has the results.
+            with Live(get_renderable=lambda: _progress_table(title, tally), console=err, transient=True):
+                summary = run_playbook(call, subject, progress)
+        except RunFailed as failure:
+            _print_run(failure.summary, json_output)
+            raise
+        _print_run(summary, json_output)
+        if not json_output:
+            # scripts/benchmark-deploy.py and tests/test_lab.py read this line.
+            out.print(
+                f"{playbook} on {name}: {summary.status}, {summary.changed} changed; record in {summary.record}", markup=False
+            )
+
+
+# The counts to notice, in Ansible's colours, when not 0.
+_COUNT_STYLES = {"changed": "yellow", "failed": "red", "unreachable": "red"}
+
+
+def _count(counts: Counts, name: str) -> Text:
+    number: int = getattr(counts, name)
+    return Text(str(number), style=_COUNT_STYLES.get(name, "") if number else "")
+
+
+def _progress_table(title: str, tally: Tally) -> Table:
+    """The live display: per host, the play and task it is in (or last was) and its counts so far."""
+    now = f": {tally.play}, {tally.task}" if tally.play else ""
+    table = Table("host", "play", "ok", "changed", "unreachable", "failed", "task", title=Text(title + now))
+    for host, progress in sorted(tally.hosts.items()):
+        counts = progress.counts
+        table.add_row(
+            Text(host),
+            Text(progress.play),
+            *(_count(counts, n) for n in ("ok", "changed", "unreachable", "failed")),
+            Text(progress.task),
+        )
+    return table
+
+
+def _print_run(summary: RunSummary, as_json: bool) -> None:
+    """The run's outcome on stdout: its summary as JSON, or a table of Ansible's recap per host."""
+    if as_json:
+        out.print(summary.to_json(), markup=False, emoji=False, end="")
+        return
+    names = [f.name for f in fields(Counts)]
+    table = Table("host", *names, title=Text(f"{summary.subject.playbook} on {summary.subject.estate}: {summary.status}"))
+    for host, counts in summary.hosts.items():
+        table.add_row(Text(host), *(_count(counts, n) for n in names))
+    out.print(table)
 
 
 def _site_paths(

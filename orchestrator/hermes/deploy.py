@@ -4,17 +4,18 @@ Pure: :func:`runner_call` turns (estate, target, options) into a :class:`RunnerC
 keyword arguments of ``ansible_runner.run``; :mod:`hermes.runner` makes the call, adding only
 its event handler.
 
-Two targets:
+Two targets, both reached over SSH with host-key checking on (ansible.cfg turns it off for
+molecule's podman connection; ansible-runner turns it off unless the environment says
+otherwise):
 
-* :class:`LabTarget`: the local lab's containers. Adds the podman connection
-  (``inventory/lab-connection.yml``), the lab CA and its offline ClamAV
-  (``inventory/lab-target.yml``, which molecule scenarios pass too) as extra vars, the
-  generated lab vault, and ``CONTAINERS_CONF``.
-* :class:`SiteTarget`: real hosts over SSH with host-key checking on (ansible.cfg turns it
-  off for the lab, and ansible-runner turns it off unless the environment says otherwise).
-  Adds the estate's vault, its password (a file, or what was typed at a prompt, answered
-  through ansible-runner's prompt mapping so it is never on a command line or in a file), and
-  the TLS files from a certificate directory laid out as the lab's PKI.
+* :class:`LabTarget`: the local lab's containers, as root with the lab's own key and
+  known_hosts (:mod:`hermes.lab.ssh`, made by ``hermesctl lab up``). Adds the lab CA and its
+  offline ClamAV (``inventory/lab-target.yml``, which molecule scenarios pass too) as extra
+  vars, and the generated lab vault.
+* :class:`SiteTarget`: real hosts, with the operator's SSH login and known_hosts. Adds the
+  estate's vault, its password (a file, or what was typed at a prompt, answered through
+  ansible-runner's prompt mapping so it is never on a command line or in a file), and the TLS
+  files from a certificate directory laid out as the lab's PKI.
 
 A vault password never reaches the run's record: ansible-runner is told not to copy its
 arguments into ``env/`` of the private data directory (``suppress_env_files``), where
@@ -25,17 +26,18 @@ would override some arguments of the next (its environment).
 from __future__ import annotations
 
 import copy
+import importlib.util
 import shlex
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from hermes.lab.image import podman_env
+from hermes.errors import RunError
+from hermes.lab.ssh import LabSsh
 from hermes.paths import PROJECT_ROOT
 
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
-LAB_CONNECTION = PROJECT_ROOT / "inventory" / "lab-connection.yml"
 LAB_TARGET = PROJECT_ROOT / "inventory" / "lab-target.yml"
 # What ansible-playbook --ask-vault-pass prints (ansible-core matches its prompt against this too).
 VAULT_PROMPT = r"Vault password:\s*?$"
@@ -43,6 +45,19 @@ VAULT_PROMPT = r"Vault password:\s*?$"
 KEPT_RUNS = 5
 # The ansible-playbook beside this interpreter (the project's venv) is the one run, whatever PATH says.
 ANSIBLE_BIN = Path(sys.executable).parent
+# Mitogen's linear strategy: one persistent Python per host for the whole run instead of a fresh
+# interpreter (and module_utils import) per task, which was most of a no-op deploy's time
+# (docs/lab.md). Same order and semantics as Ansible's linear strategy.
+MITOGEN_STRATEGY = "mitogen_linear"
+
+
+def mitogen_strategies() -> Path:
+    """The directory of Mitogen's strategy plugins, in the installed ansible_mitogen package
+    (found, not imported: only ansible-playbook loads it)."""
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or spec.origin is None:
+        raise RunError("the mitogen package is not installed (scripts/bootstrap.sh installs it)")
+    return Path(spec.origin).parent / "plugins" / "strategy"
 
 
 @dataclass(frozen=True)
@@ -63,10 +78,12 @@ class DeployOptions:
 
 @dataclass(frozen=True)
 class LabTarget:
-    """The local lab: its vault and vault password file (``hermes.lab.vault.ensure_lab_vault``)."""
+    """The local lab: its vault and vault password file (``hermes.lab.vault.ensure_lab_vault``)
+    and the SSH key and known_hosts ``lab up`` made."""
 
     vault: Path
     vault_password_file: Path
+    ssh: LabSsh
 
 
 @dataclass(frozen=True)
@@ -117,17 +134,26 @@ class RunnerCall:
 def runner_call(estate: DeployEstate, target: Target, options: DeployOptions, *, path: str) -> RunnerCall:
     """The ansible-runner call deploying ``estate`` to ``target``; ``path`` is the caller's PATH."""
     arguments = ["--diff", *(["--check"] if options.check else [])]
-    envvars = {"ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"), "PATH": f"{ANSIBLE_BIN}:{path}"}
+    envvars = {
+        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+        "PATH": f"{ANSIBLE_BIN}:{path}",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_STRATEGY_PLUGINS": str(mitogen_strategies()),
+        "ANSIBLE_STRATEGY": MITOGEN_STRATEGY,
+    }
     extravars: dict[str, Any] | None = None
     passwords: dict[str, str] | None = None
     if isinstance(target, LabTarget):
+        # Only the lab's own known_hosts, and a host missing from it is refused, not added.
+        ssh_args = ["-o", f"UserKnownHostsFile={target.ssh.known_hosts}", "-o", "StrictHostKeyChecking=yes"]
         arguments += [
-            f"--extra-vars=@{LAB_CONNECTION}",
             f"--extra-vars=@{LAB_TARGET}",
             f"--extra-vars=@{target.vault}",
             f"--vault-password-file={target.vault_password_file}",
+            "--user=root",
+            f"--private-key={target.ssh.key}",
+            f"--ssh-common-args={shlex.join(ssh_args)}",
         ]
-        envvars["CONTAINERS_CONF"] = podman_env({})["CONTAINERS_CONF"]
     else:
         arguments.append(f"--extra-vars=@{target.vault}")
         if isinstance(target.vault_password, PromptedPassword):
@@ -137,8 +163,7 @@ def runner_call(estate: DeployEstate, target: Target, options: DeployOptions, *,
             arguments.append(f"--vault-password-file={target.vault_password}")
         if target.ssh_user:
             arguments.append(f"--user={target.ssh_user}")
-        envvars["ANSIBLE_HOST_KEY_CHECKING"] = "True"
-        # The names the playbooks read, as lab-connection.yml sets them for the lab.
+        # The names the playbooks read, as lab-target.yml sets them for the lab.
         extravars = {
             "hermes_ca_certificates": [str(target.certificates / "ca.crt")],
             "hermes_tls_certificate": f"{target.certificates}/hosts/{{{{ inventory_hostname }}}}.crt",

@@ -1,48 +1,68 @@
 """Running playbooks through ansible-runner: the boundary between hermes and Ansible.
 
-It makes the call :func:`hermes.deploy.runner_call` decided, unchanged. Each run keeps its
-record (events, stdout, status) under the call's private data directory, in
-``artifacts/<run id>/`` as ansible-runner lays it out.
+It makes the call :func:`hermes.deploy.runner_call` decided, unchanged, folding each event the
+run reports into a :class:`hermes.progress.Tally` that it hands to the caller as the run goes.
+Each run keeps its record under the call's private data directory, in ``artifacts/<run id>/``
+as ansible-runner lays it out, and hermes adds its run summary there as ``summary.json``
+(:mod:`hermes.summary`), for a failed run too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hermes.deploy import RunnerCall
 from hermes.errors import RunError
+from hermes.progress import Tally, fold
+from hermes.summary import RunSubject, RunSummary
 
 
-@dataclass(frozen=True)
-class RunResult:
-    status: str
-    changed: int
-    artifacts: Path
+class RunFailed(RunError):
+    """A failed run (exit 4), with the summary written for it."""
+
+    def __init__(self, message: str, summary: RunSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
-def run_playbook(call: RunnerCall, on_task: Callable[[str, str], None]) -> RunResult:
-    """Run a playbook; ``on_task(host, task)`` is called as each task finishes on a host."""
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_playbook(call: RunnerCall, subject: RunSubject, on_progress: Callable[[Tally], None]) -> RunSummary:
+    """Run a playbook; ``on_progress`` gets the tally after each event. Write the run's summary,
+    then raise :class:`RunFailed` if the run failed or a host failed or was unreachable."""
     import ansible_runner
 
+    tally = Tally()
+
     def handle(event: dict[str, Any]) -> bool:
-        data = event.get("event_data") or {}
-        if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
-            on_task(str(data.get("host", "")), str(data.get("task", "")))
+        nonlocal tally
+        tally = fold(tally, event)
+        on_progress(tally)
+        # Kept in the run's record (job_events/).
         return True
 
     # ansible-runner wants the directory to exist; the records are the operator's alone.
     Path(call.private_data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    started = _now()
     result = ansible_runner.run(**call.kwargs(), event_handler=handle)
+    finished = _now()
     stats = result.stats or {}
     failed = tuple(sorted(set(stats.get("failures", {})) | set(stats.get("dark", {}))))
-    outcome = RunResult(result.status, sum(stats.get("changed", {}).values()), Path(result.config.artifact_dir))
-    if result.status != "successful" or failed:
+    status = "failed" if result.status == "successful" and failed else result.status
+    artifacts = Path(result.config.artifact_dir)
+    hosts = {host: progress.counts for host, progress in sorted(tally.hosts.items())}
+    summary = RunSummary(subject, started, finished, status, hosts, str(artifacts))
+    (artifacts / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+    if status != "successful":
         tail = "\n".join(result.stdout.read().strip().splitlines()[-20:])
-        raise RunError(
+        raise RunFailed(
             f"{Path(call.playbook).name} failed on {', '.join(failed) or 'the controller'} ({result.status}); "
-            f"the run's record is in {outcome.artifacts}\n{tail}"
+            f"the run's record is in {artifacts}\n{tail}",
+            summary,
         )
-    return outcome
+    return summary

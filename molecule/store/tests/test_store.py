@@ -59,11 +59,13 @@ from storelib import (
 
 RECEIVERS = (REPLICA, BACKUP)
 LDAPS_PORT = 636
+SSH_PORT = 22
 
 
 def _listening(name: str) -> set[int]:
     """TCP ports open beyond loopback (loopback-only listeners such as exim's are not services),
-    but for the directory's LDAPS where the host also holds the directory (another role's)."""
+    but for the directory's LDAPS where the host also holds the directory (another role's) and
+    sshd, which every host runs for its administrators and Ansible."""
     ports = set()
     for line in host(name).check_output("ss -ltnH").splitlines():
         bind, _, port = line.split()[3].rpartition(":")
@@ -71,6 +73,7 @@ def _listening(name: str) -> set[int]:
             ports.add(int(port))
     if name in RENDERED.get_hosts("directory"):
         ports.discard(LDAPS_PORT)
+    ports.discard(SSH_PORT)
     return ports
 
 

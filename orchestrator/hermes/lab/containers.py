@@ -16,6 +16,7 @@ from typing import Any
 
 from hermes.errors import LabError
 from hermes.lab.image import podman_env, podman_run_args
+from hermes.lab.ssh import HOST_KEY
 from hermes.loader import LoadedEstate
 
 LABEL = "org.hermes.estate"
@@ -59,9 +60,9 @@ def lab_plan(loaded: LoadedEstate) -> LabPlan:
     )
 
 
-def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _podman(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        result = subprocess.run(["podman", *args], env=podman_env(), text=True, capture_output=True, check=False)
+        result = subprocess.run(["podman", *args], env=podman_env(), input=stdin, text=True, capture_output=True, check=False)
     except FileNotFoundError:
         raise LabError("podman is not installed (the README's commands install it)") from None
     if check and result.returncode != 0:
@@ -155,6 +156,27 @@ def up(plan: LabPlan, image: str, say: Callable[[str], None]) -> list[str]:
         if state not in ("running", "degraded"):
             raise LabError(f"{host.name}: systemd did not finish booting (is-system-running: {state})")
     return changes
+
+
+def grant_ssh(plan: LabPlan, public_key: str) -> dict[tuple[str, str], str]:
+    """Make ``public_key`` root's only authorized key on every host; return each host's SSH
+    host key by (name, address), for the lab's known_hosts (:mod:`hermes.lab.ssh`)."""
+    host_keys = {}
+    for host in plan.hosts:
+        _podman(
+            "exec",
+            "--interactive",
+            host.name,
+            "sh",
+            "-c",
+            "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys",
+            stdin=f"{public_key}\n",
+        )
+        found = _podman("exec", host.name, "cat", HOST_KEY, check=False)
+        if found.returncode != 0 or len(found.stdout.split()) < 2:
+            raise LabError(f"{host.name}: sshd made no host key ({HOST_KEY}); see journalctl -u ssh in the container")
+        host_keys[(host.name, host.address)] = found.stdout.strip()
+    return host_keys
 
 
 def down(plan: LabPlan) -> list[str]:

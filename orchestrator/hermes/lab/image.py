@@ -43,7 +43,7 @@ from pathlib import Path
 from hermes.errors import ExitCode, HermesError, LabError
 
 # Bump when the build procedure changes in a way the other recipe fields do not show.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 IMAGE_REPOSITORY = "localhost/hermes-base"
 DEFAULT_CACHE_ROOT = Path("/var/cache/hermes-lab")
@@ -58,12 +58,14 @@ APT_POOL_MOUNT = "/var/cache/hermes-lab-apt"
 # What a host of the estate has before any role ran: enough for systemd to boot, for
 # Ansible (python3, python3-apt for the apt module) and testinfra (procps, iproute2) to
 # work, and for TLS to the package mirror and lab services (ca-certificates, openssl).
-# dbus lets hostnamectl/timedatectl/loginctl talk to systemd as on a real host.
+# dbus lets hostnamectl/timedatectl/loginctl talk to systemd as on a real host; Ansible
+# reaches the host over SSH (hermes.lab.ssh), as it reaches a real one.
 PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "dbus",
     "iproute2",
     "less",
+    "openssh-server",
     "openssl",
     "procps",
     "python3",
@@ -125,6 +127,26 @@ ff02::2\tip6-allrouters
 _RESOLV_CONF = "# Replaced at container start (podman) or by the common role.\n"
 _HOSTNAME = "localhost\n"
 
+# On this machine's hybrid cgroup layout systemd inside a container misses some "cgroup empty"
+# events: a stop whose processes have all exited then waits out the 90 s stop timeout (measured:
+# one `systemctl stop dovecot` in three). A shorter timeout bounds that wait in the lab; every
+# lab service stops well within it. Real hosts (cgroup v2) are untouched.
+_SYSTEMD_LAB = """\
+# hermes lab: bound the wait for stops that systemd in a container does not see finish.
+[Manager]
+DefaultTimeoutStopSec=20s
+"""
+
+# The build removes the host keys openssh-server's postinst made, so each container makes its
+# own at first boot, before sshd's config test (which fails without keys).
+_SSH_HOST_KEYS = """\
+# hermes lab: every container makes its own SSH host keys; the image has none.
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+"""
+
 
 @dataclass(frozen=True)
 class BakedFile:
@@ -151,6 +173,8 @@ class Recipe:
             "/etc/hosts": BakedFile(_HOSTS),
             "/etc/resolv.conf": BakedFile(_RESOLV_CONF),
             "/etc/hostname": BakedFile(_HOSTNAME),
+            "/etc/systemd/system/ssh.service.d/hermes-lab-host-keys.conf": BakedFile(_SSH_HOST_KEYS),
+            "/etc/systemd/system.conf.d/hermes-lab-stop-timeout.conf": BakedFile(_SYSTEMD_LAB),
             # Empty: systemd gives each container its own machine id at first boot.
             "/etc/machine-id": BakedFile("", 0o444),
         }
@@ -319,6 +343,8 @@ def _build(ref: str, recipe: Recipe, root: Path, env: Mapping[str, str], say: Ca
             target.write_text(baked.content)
             target.chmod(baked.mode)
         (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+        for host_key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+            host_key.unlink()
         # Downloaded .debs stay in the debootstrap cache, not in the image.
         for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
             deb.unlink()

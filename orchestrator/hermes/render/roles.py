@@ -94,7 +94,7 @@ class MtaFacts(Facts):
 
 class Antivirus(Facts):
     """``hermes_antivirus``, the mail hubs: where ClamAV's signatures come from. A real estate
-    downloads them; the lab target (inventory/lab-connection.yml) overrides this whole value."""
+    downloads them; the lab target (inventory/lab-target.yml) overrides this whole value."""
 
     freshclam: bool = fact("(deploy target)", "download signatures with freshclam")
     eicar_signature: bool = fact("(deploy target)", "install a local EICAR-only signature")
