@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import asdict, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,6 +28,9 @@ import ansible_runner
 import pytest
 from ansible.constants import DEFAULT_VAULT_ID_MATCH
 from ansible.parsing.vault import VaultLib, VaultSecret
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -41,12 +44,15 @@ from hermes.deploy import (
     SiteTarget,
     runner_call,
 )
+from hermes.lab.pki import HostNames, ensure_host_certificate, ensure_lab_pki, host_names
 from hermes.lab.ssh import lab_ssh
+from hermes.loader import load_estate
 from hermes.paths import PROJECT_ROOT
 from hermes.progress import Counts, HostProgress, Tally, fold
 from hermes.runner import RunFailed, run_playbook
 from hermes.summary import Hashed, RunSubject, tree_sha256
 from tests.test_paths import LAYOUTS, copy_lab_estate
+from tests.test_precheck import Authority, complete_vault, issue, write_vault
 
 runner = CliRunner()
 VENV_BIN = Path(sys.executable).parent
@@ -339,13 +345,18 @@ def rendered_estate(directory: Path, layout: str = "estates-dir") -> Path:
     return estate
 
 
-def site_files(home: Path) -> tuple[Path, Path, Path]:
-    """A vault file, its password file and a certificate directory laid out as the lab's PKI."""
-    (home / "pki" / "hosts").mkdir(parents=True)
-    (home / "pki" / "ca.crt").write_text("CA\n")
-    (home / "vault.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n")
-    (home / "vault password").write_text("s3cret\n")
-    return home / "vault.yml", home / "vault password", home / "pki"
+# The vault password of site_files(): in its password file, and what tests type at the prompt.
+TYPED = "typed s3cret"
+
+
+def site_files(home: Path, estate: Path) -> tuple[Path, Path, Path]:
+    """What the prechecks pass for ``estate``: a vault with every secret, encrypted with
+    TYPED, its password file, and a certificate directory issued as the lab's PKI is."""
+    loaded = load_estate(estate)
+    ensure_lab_pki(home / "pki", loaded)
+    vault = write_vault(home / "vault.yml", complete_vault(loaded.accounts), TYPED)
+    (home / "vault password").write_text(TYPED + "\n")
+    return vault, home / "vault password", home / "pki"
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -354,7 +365,7 @@ def test_deploy_site_hands_over_the_call(
 ) -> None:
     home = tmp_path / "my estate"
     estate = rendered_estate(home, layout)
-    vault, password, certificates = site_files(home)
+    vault, password, certificates = site_files(home, estate)
     # Run from the estate's repository with relative paths, as an operator would: ansible-playbook
     # runs in the checkout, so every path must reach it absolute.
     monkeypatch.chdir(home)
@@ -379,7 +390,7 @@ def test_deploy_site_hands_over_the_call(
 def test_deploy_site_prompts_for_the_password(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
     home = tmp_path / "my estate"
     estate = rendered_estate(home)
-    vault, _, certificates = site_files(home)
+    vault, _, certificates = site_files(home, estate)
     code, output = hermesctl("deploy", "-e", estate, "--vault", vault, "--certificates", certificates, stdin="typed s3cret\n")
     assert code == 0, output
     expected = runner_call(
@@ -410,8 +421,13 @@ def test_deploy_lab_hands_over_the_call(
     assert code == 2 and "run hermesctl lab up first" in output and calls == []
     (state / "ssh").mkdir(parents=True)
     (state / "ssh" / "known_hosts").write_text("")
+    # Without the lab's certificates (lab up makes them too), the prechecks refuse, and nothing runs.
+    code, output = hermesctl("deploy", "--lab", "-e", estate, "--output", "elsewhere")
+    assert code == 4 and f"ppsw-1: {tmp_path}/lab state/pki/hosts/ppsw-1.crt is missing" in output and calls == []
+    ensure_lab_pki(tmp_path / "lab state" / "pki", load_estate(estate))
     code, output = hermesctl("deploy", "--lab", "-e", estate, "--output", "elsewhere")
     assert code == 0, output
+    assert "prechecks: vault (6 secrets, passwords of 7 accounts), certificates (9 hosts) ok" in output
     assert (state / "vault.yml").is_file() and (state / "vault-password").is_file()
     expected = runner_call(
         DeployEstate("lab", other, home / ".hermes" / "lab" / "runs"),
@@ -425,7 +441,7 @@ def test_deploy_lab_hands_over_the_call(
 def test_deploy_site_needs_vault_and_certificates(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
     home = tmp_path / "my estate"
     estate = rendered_estate(home)
-    vault, password, certificates = site_files(home)
+    vault, password, certificates = site_files(home, estate)
     options = {"--vault": vault, "--certificates": certificates}
     for missing in options:
         given = [str(a) for name, value in options.items() if name != missing for a in (name, value)]
@@ -456,7 +472,7 @@ def test_deploy_refuses_a_stale_render_and_reports_a_failed_run(
 ) -> None:
     home = tmp_path / "my estate"
     estate = copy_lab_estate(home, "flat")
-    vault, password, certificates = site_files(home)
+    vault, password, certificates = site_files(home, estate)
     site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
     code, output = hermesctl("deploy", "-e", estate, *site)
     assert code == 1 and "is stale" in output
@@ -479,6 +495,83 @@ def test_deploy_refuses_a_stale_render_and_reports_a_failed_run(
     assert code == 4
     assert f"site.yml failed on ppsw-2 (failed); the run's record is in {records}" in output
     assert "fatal: [ppsw-2]: FAILED!" in output
+
+
+def test_a_failed_precheck_deploys_nothing_and_exits_4(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    home = tmp_path / "my estate"
+    estate = rendered_estate(home)
+    vault, password, certificates = site_files(home, estate)
+    site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
+    hosts = certificates / "hosts"
+    # The vault lacks the webmail DES key, and has a user's password as YAML's number (which
+    # would reach the directory changed); ppsw-1's certificate lacks smtp.lab.test; ppsw-2's key
+    # is store-1a's. ph10 has no password, which is no problem: the vault holds initial
+    # passwords, and such an account cannot log in until one is set (docs/directory.md).
+    variables = complete_vault(load_estate(estate).accounts)
+    del variables["vault_hermes_webmail_des_key"]
+    variables["vault_hermes_user_passwords"]["dpc22"] = 31415926
+    del variables["vault_hermes_user_passwords"]["ph10"]
+    write_vault(vault, variables, TYPED)
+    names = host_names(load_estate(estate), "ppsw-1")
+    ensure_host_certificate(certificates, "ppsw-1", HostNames([n for n in names.dns if n != "smtp.lab.test"], names.addresses))
+    good_key = (hosts / "ppsw-2.key").read_bytes()
+    shutil.copy(hosts / "store-1a.key", hosts / "ppsw-2.key")
+    code, output = hermesctl("deploy", "-e", estate, *site)
+    assert code == 4, output
+    assert calls == [] and not (home / ".hermes").exists()
+    assert "prechecks failed, nothing was deployed (4 problems):" in output
+    assert f"vault_hermes_webmail_des_key: missing from {vault}" in output
+    assert "vault_hermes_user_passwords: not a string for 1 of 7 accounts: dpc22 (quote it in the vault)" in output
+    assert f"ppsw-1: certificate {hosts}/ppsw-1.crt does not name smtp.lab.test" in output
+    assert f"ppsw-2: key {hosts}/ppsw-2.key does not match certificate {hosts}/ppsw-2.crt" in output
+    without_ph10 = (
+        "warning: vault_hermes_user_passwords: no password for 1 of 7 accounts: ph10; they cannot log in until one is set"
+        " (docs/directory.md)"
+    )
+    assert without_ph10 in output
+    # No secret's value is shown.
+    assert "value" not in output and "password of" not in output and "31415926" not in output
+    # A wrong password (here typed) is one clear problem.
+    code, output = hermesctl("deploy", "-e", estate, "--vault", vault, "--certificates", certificates, stdin="wrong\n")
+    assert code == 4 and f"{vault}: cannot be decrypted with the vault password given" in output
+    assert calls == []
+    # The control: the same deploy with all four put right runs, saying what was checked; ph10,
+    # still without a password, is a warning on stderr.
+    variables["vault_hermes_webmail_des_key"] = "webmail_des_key value"
+    variables["vault_hermes_user_passwords"]["dpc22"] = "password of dpc22"
+    write_vault(vault, variables, TYPED)
+    ensure_host_certificate(certificates, "ppsw-1", names)
+    (hosts / "ppsw-2.key").write_bytes(good_key)
+    result = runner.invoke(cli.app, ["deploy", "-e", str(estate), *map(str, site)], env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    assert without_ph10 in result.stderr
+    assert "prechecks: vault (6 secrets, passwords of 7 accounts), certificates (9 hosts) ok" in result.stderr
+    assert len(calls) == 1
+
+
+def test_a_precheck_warning_deploys(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    home = tmp_path / "my estate"
+    estate = rendered_estate(home)
+    vault, password, certificates = site_files(home, estate)
+    site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
+    hosts = certificates / "hosts"
+    # A certificate ending in 10 days is worth a warning, and deploys.
+    ca_key = serialization.load_pem_private_key((certificates / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca = Authority(ca_key, x509.load_pem_x509_certificate((certificates / "ca.crt").read_bytes()))
+    now = datetime.now(UTC)
+    names = host_names(load_estate(estate), "ppsw-1")
+    short = issue(ca, names, start=now - timedelta(days=80), end=now + timedelta(days=10, hours=1))
+    (hosts / "ppsw-1.crt").write_bytes(short.certificate.public_bytes(serialization.Encoding.PEM))
+    (hosts / "ppsw-1.key").write_bytes(
+        short.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    code, output = hermesctl("deploy", "-e", estate, *site)
+    assert code == 0, output
+    assert re.search(rf"warning: ppsw-1: certificate {hosts}/ppsw-1.crt expires on \S+ \S+ UTC, in 10 days", output)
+    # The vault (site_files') gives every account a password: it warns of nothing.
+    assert "no password for" not in output
+    assert len(calls) == 1
 
 
 # ansible-runner itself: the prompted password answers Ansible's prompt and is written nowhere.
@@ -632,7 +725,7 @@ def recap_counts(**counts: int) -> dict[str, int]:
 def test_deploy_records_a_summary_of_the_run(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
     home = tmp_path / "my estate"
     estate = rendered_estate(home).resolve()
-    vault, _, certificates = site_files(home)
+    vault, _, certificates = site_files(home, estate)
     site = ("--vault", vault, "--certificates", certificates)
     code, output = hermesctl("deploy", "-e", estate, *site, "--limit", "mx", "--check", stdin="typed s3cret\n")
     assert code == 0, output
@@ -671,7 +764,7 @@ def test_a_failed_deploy_is_recorded_and_exits_4(
 ) -> None:
     home = tmp_path / "my estate"
     estate = rendered_estate(home)
-    vault, password, certificates = site_files(home)
+    vault, password, certificates = site_files(home, estate)
     site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
     runs = home / ".hermes" / "lab" / "runs" / "site" / "artifacts"
     events[:] = FAILED_RUN
@@ -694,7 +787,7 @@ def test_a_failed_deploy_is_recorded_and_exits_4(
 def test_deploy_json_prints_the_summary_only(tmp_path: Path, calls: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
     home = tmp_path / "my estate"
     estate = rendered_estate(home)
-    vault, password, certificates = site_files(home)
+    vault, password, certificates = site_files(home, estate)
     arguments = ["deploy", "-e", str(estate), "--vault", str(vault), "--certificates", str(certificates), "--json"]
     runs = home / ".hermes" / "lab" / "runs" / "site" / "artifacts"
     result = runner.invoke(cli.app, arguments, input="typed s3cret\n", env={"COLUMNS": "1000"})
@@ -724,7 +817,7 @@ def test_deploy_shows_each_hosts_progress_on_stderr(
     monkeypatch.setattr(cli, "err", Console(file=terminal, force_terminal=True, width=200))
     home = tmp_path / "my estate"
     estate = rendered_estate(home)
-    vault, password, certificates = site_files(home)
+    vault, password, certificates = site_files(home, estate)
     code, output = hermesctl(
         "deploy", "-e", estate, "--vault", vault, "--vault-password-file", password, "--certificates", certificates
     )

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hermes.console import EstateOption, err, out, reporting
-from hermes.errors import StaleRenderError, UsageError
+from hermes.errors import PrecheckError, StaleRenderError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
 from hermes.progress import Counts, Tally
@@ -246,6 +246,7 @@ def deploy(
     from hermes.deploy import DeployEstate, DeployOptions, LabTarget, PromptedPassword, SiteTarget, Target, runner_call
     from hermes.lab.ssh import lab_ssh
     from hermes.lab.vault import ensure_lab_vault
+    from hermes.precheck import passed, precheck
     from hermes.runner import RunFailed, run_playbook
     from hermes.summary import run_subject
 
@@ -268,6 +269,13 @@ def deploy(
             # stderr: stdout is for the results (--json).
             password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True, err=True))
             target = SiteTarget(site[0], password, site[1], ssh_user)
+        # What the controller can tell is wrong stops the deploy before any host is touched.
+        findings = precheck(loaded, target, LAB_STATE / "pki" if site is None else site[1])
+        for warning in findings.warnings:
+            err.print(f"warning: {warning}", style="yellow", markup=False)
+        if findings.problems:
+            raise PrecheckError(list(findings.problems))
+        err.print(passed(loaded), markup=False)
         options = DeployOptions(playbook, limit, check)
         call = runner_call(
             # Absolute: ansible-playbook runs in the checkout, not in the caller's directory.

@@ -82,6 +82,24 @@ class RunError(HermesError):
     exit_code = ExitCode.DEPLOY
 
 
+class VaultError(HermesError):
+    """An ansible-vault file, or its password, could not be read, or the vault not decrypted."""
+
+    exit_code = ExitCode.DEPLOY
+
+
+class PrecheckError(HermesError):
+    """What a deployment needs from the controller is wrong (a secret, a certificate): nothing ran."""
+
+    exit_code = ExitCode.DEPLOY
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = [f"prechecks failed, nothing was deployed ({count} problem{'s' if count != 1 else ''}):"]
+        super().__init__("\n".join([*lines, *(f"  {p}" for p in self.problems)]))
+
+
 class StoreError(HermesError):
     """A store host could not be asked (unreachable, command failed, unreadable answer)."""
 

@@ -3,18 +3,20 @@
 Expected values come from the rendered estate and the scenario's inventory (molecule.yml),
 read through Ansible, so the tests and the scenario cannot drift apart. One test per behaviour.
 
-Commands go straight through testinfra's podman backend: its ansible backend has no
-mapping for Ansible's podman connection and would run every command as an Ansible
-shell task (over a second each instead of ~0.15 s).
+Commands go straight through testinfra's podman backend: its ansible backend would run
+every command as an Ansible task (over a second each instead of ~0.15 s).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import testinfra
@@ -217,3 +219,24 @@ def test_cron_restricted(host: Any) -> None:
     # Positive control: root is listed, so crontab gets past the allow check.
     permitted = host.run("crontab -l")
     assert "not allowed" not in permitted.stderr, permitted.stderr
+
+
+# The precheck (roles/precheck), run by side_effect.yml on cm-store-a -------------------------------
+
+
+def test_precheck_refuses_each_unfit_host_and_accepts_a_fit_one() -> None:
+    outcomes = json.loads((EPHEMERAL / "precheck-cases.json").read_text())
+    store = testinfra.get_host("podman://cm-store-a")
+    # The fit case passed every check, the resolver's included, so each refusal below is its own.
+    assert outcomes.pop("fit") == ""
+    assert "TCP port 22 is in use, and exim4.service" in outcomes.pop("a port held by another program")
+    release = outcomes.pop("another release")
+    assert f"runs Debian {store.system_info.release}" in release and "written for Debian 11" in release
+    assert "Nothing is mounted at /srv/no-volume" in outcomes.pop("no data volume")
+    sources = store.check_output("grep -rhsE '^[[:space:]]*(deb|URIs:)[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d")
+    mirrors = {name for url in re.findall(r"[a-z0-9+]+://\S+", sources) if (name := urlsplit(url).hostname)}
+    unresolved = outcomes.pop("a resolver that does not answer")
+    assert mirrors and all(mirror in unresolved for mirror in mirrors), unresolved
+    assert outcomes == {}
+    # Every case put the host back as it was: its resolver answers again.
+    assert all(store.run(f"getent ahosts {mirror}").rc == 0 for mirror in mirrors)

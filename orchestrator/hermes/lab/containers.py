@@ -26,6 +26,9 @@ LABEL = "org.hermes.estate"
 class LabHost:
     name: str
     address: str
+    # Where the estate mounts the host's RAID data volume: the lab gives it a volume of its own
+    # there, so the data is on another file system than the root, as on the real host.
+    data_mount: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,10 @@ def lab_plan(loaded: LoadedEstate) -> LabPlan:
         network=f"hermes-{estate.name}",
         subnet=str(network.subnet),
         gateway=str(network.router),
-        hosts=tuple(LabHost(h.name, str(loaded.addresses[h.name])) for h in sorted(estate.hosts, key=lambda h: h.name)),
+        hosts=tuple(
+            LabHost(h.name, str(loaded.addresses[h.name]), h.storage.mount if h.storage is not None else None)
+            for h in sorted(estate.hosts, key=lambda h: h.name)
+        ),
     )
 
 
@@ -112,6 +118,10 @@ def _container_address(info: dict[str, Any], network: str) -> str | None:
     return entry.get("IPAddress") if isinstance(entry, dict) else None
 
 
+def _mounts(info: dict[str, Any]) -> set[str]:
+    return {m.get("Destination", "") for m in info.get("Mounts") or [] if isinstance(m, dict)}
+
+
 def _wait_for_systemd(name: str) -> str:
     # --wait returns once boot has finished: running, or degraded if a unit failed.
     result = _podman("exec", name, "timeout", "60", "systemctl", "is-system-running", "--wait", check=False)
@@ -126,7 +136,11 @@ def up(plan: LabPlan, image: str, say: Callable[[str], None]) -> list[str]:
         if info is not None:
             if _labels(info, "container").get(LABEL) != plan.estate:
                 raise LabError(f"a container named {host.name} exists and is not part of the lab; remove it first")
-            same = info.get("ImageName") == image and _container_address(info, plan.network) == host.address
+            same = (
+                info.get("ImageName") == image
+                and _container_address(info, plan.network) == host.address
+                and (host.data_mount is None or host.data_mount in _mounts(info))
+            )
             running = isinstance(info.get("State"), dict) and info["State"].get("Running")
             if same and running:
                 continue
@@ -135,8 +149,8 @@ def up(plan: LabPlan, image: str, say: Callable[[str], None]) -> list[str]:
                 _podman("start", host.name)
                 changes.append(f"{host.name} started")
                 continue
-            say(f"replacing {host.name}: its image or address is not the plan's")
-            _podman("rm", "--force", "--time=10", host.name)
+            say(f"replacing {host.name}: its image, address or data volume is not the plan's")
+            _podman("rm", "--force", "--volumes", "--time=10", host.name)
         say(f"creating {host.name} at {host.address}")
         _podman(
             "run",
@@ -146,6 +160,8 @@ def up(plan: LabPlan, image: str, say: Callable[[str], None]) -> list[str]:
             f"--label={LABEL}={plan.estate}",
             f"--network={plan.network}",
             f"--ip={host.address}",
+            # An anonymous volume: removed with the container (rm --volumes).
+            *([f"--volume={host.data_mount}"] if host.data_mount else []),
             *podman_run_args(),
             image,
             "/sbin/init",
@@ -184,7 +200,7 @@ def down(plan: LabPlan) -> list[str]:
     listed = _podman("ps", "--all", f"--filter=label={LABEL}={plan.estate}", "--format={{.Names}}").stdout.split()
     removed = []
     for name in sorted(listed):
-        _podman("rm", "--force", "--time=10", name)
+        _podman("rm", "--force", "--volumes", "--time=10", name)
         removed.append(f"{name} removed")
     info = _inspect("network", plan.network)
     if info is not None and _labels(info, "network").get(LABEL) == plan.estate:

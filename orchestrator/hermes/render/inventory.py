@@ -34,6 +34,7 @@ from hermes.render.roles import (
     dns_facts,
     lists_facts,
     mta_facts,
+    precheck_facts,
     proxy_facts,
     saslauthd_facts,
     webmail_facts,
@@ -128,6 +129,7 @@ def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
             "hermes_network": host.network,
             "hermes_location": {"site": host.site, "rack": host.rack, "power_feed": feeds[(host.site, host.rack)]},
             "hermes_roles": [str(r) for r in host.roles],
+            "hermes_precheck": precheck_facts(estate, host.name).rendered(),
         }
         if host.storage is not None:
             data["hermes_storage"] = {

@@ -58,6 +58,24 @@ class CommonFacts(Facts):
     search_domains: list[str] = fact("domains.hosts", "/etc/resolv.conf search list: the hosts' domain")
 
 
+class PortOwner(Facts):
+    port: int
+    unit: str
+
+
+class PrecheckFacts(Facts):
+    """``hermes_precheck``, every host: what must hold on it before a deploy changes anything."""
+
+    data_mount: str = fact(
+        "hosts[].storage.mount", "where the host's RAID data volume must be mounted; empty for a host without one"
+    )
+    ports: list[PortOwner] = fact(
+        "services.mx.hosts, services.proxy.hosts, the store hosts, policies.ports",
+        "the TCP ports the host's services will listen on, each with the systemd unit that may already hold it "
+        "(from an earlier deploy); sorted by port",
+    )
+
+
 class SmtpListener(Facts):
     enabled: bool
     port: int
@@ -381,6 +399,27 @@ def _listeners(estate: Estate) -> list[Listener]:
         for name, port in sorted(estate.policies.ports.mailbox_ports().items())
         if port.enabled
     ]
+
+
+# The unit that listens on each service's ports once its role has run.
+_EXIM_UNIT, _CYRUS_UNIT, _DOVECOT_UNIT = "exim4.service", "cyrus-imapd.service", "dovecot.service"
+
+
+def precheck_facts(estate: Estate, host: str) -> PrecheckFacts:
+    """The precheck role's view of ``host``: its data volume and the ports its services need."""
+    services = estate.services
+    owners: dict[int, str] = {}
+    if host in services.mx.hosts:
+        owners |= {port.port: _EXIM_UNIT for port in estate.policies.ports.smtp_ports().values() if port.enabled}
+    if store_role(estate, host) is not None:
+        owners |= {listener.port: _CYRUS_UNIT for listener in _listeners(estate)}
+    if host in services.proxy.hosts:
+        owners |= {listener.port: _DOVECOT_UNIT for listener in _listeners(estate)}
+    storage = estate.host(host).storage
+    return PrecheckFacts(
+        data_mount=storage.mount if storage is not None else "",
+        ports=[PortOwner(port=port, unit=unit) for port, unit in sorted(owners.items())],
+    )
 
 
 def proxy_facts(loaded: LoadedEstate) -> ProxyFacts:

@@ -150,7 +150,8 @@ def reconcile(module: AnsibleModule) -> dict[str, list[str]]:
     passwords: dict[str, str] = params["passwords"]
     for dn, wanted in wanted_people(params).items():
         uid = wanted["uid"][0].decode()
-        apply(dn, current.pop(dn.lower(), None), wanted, passwords.get(uid))
+        # An empty password is none: the entry keeps what was set by other means (docs/directory.md).
+        apply(dn, current.pop(dn.lower(), None), wanted, passwords.get(uid) or None)
     for dn in sorted(current):
         changes["deleted"].append(dn)
         if not module.check_mode:
