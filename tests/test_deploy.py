@@ -144,6 +144,14 @@ def test_lab_call(tmp_path: Path) -> None:
     assert ssh_args == ["-o", f"UserKnownHostsFile={tmp_path}/lab state/lab/ssh/known_hosts", "-o", "StrictHostKeyChecking=yes"]
 
 
+def test_tags_reach_ansible_only_when_given(tmp_path: Path) -> None:
+    target = SiteTarget(tmp_path / "vault.yml", tmp_path / "password", tmp_path / "pki")
+    untagged = shlex.split(runner_call(lab_estate(tmp_path), target, DeployOptions(), path="").cmdline)
+    assert not [a for a in untagged if a.startswith("--tags")]
+    tagged = runner_call(lab_estate(tmp_path), target, DeployOptions(tags=("mta_configure", "dns_configure")), path="")
+    assert shlex.split(tagged.cmdline)[:2] == ["--diff", "--tags=mta_configure,dns_configure"]
+
+
 def test_site_call_with_a_password_file(tmp_path: Path) -> None:
     home = tmp_path / "my estate"
     target = SiteTarget(home / "vault.yml", tmp_path / "my secrets" / "vault password", home / "pki", ssh_user="admin")
@@ -291,6 +299,7 @@ SUBJECT = RunSubject(
     inventory=Hashed("/nowhere/rendered/lab", "0" * 64),
     playbook="check.yml",
     limit=None,
+    tags=(),
     check=False,
 )
 
@@ -727,8 +736,10 @@ def test_deploy_records_a_summary_of_the_run(tmp_path: Path, calls: list[dict[st
     estate = rendered_estate(home).resolve()
     vault, _, certificates = site_files(home, estate)
     site = ("--vault", vault, "--certificates", certificates)
-    code, output = hermesctl("deploy", "-e", estate, *site, "--limit", "mx", "--check", stdin="typed s3cret\n")
+    tags = ("--tags", "mta_configure", "--tags", "mta_run")
+    code, output = hermesctl("deploy", "-e", estate, *site, "--limit", "mx", *tags, "--check", stdin="typed s3cret\n")
     assert code == 0, output
+    assert "--tags=mta_configure,mta_run" in shlex.split(calls[0]["cmdline"])
     record = home.resolve() / ".hermes" / "lab" / "runs" / "site" / "artifacts" / "1"
     text = (record / "summary.json").read_text()
     summary = json.loads(text)
@@ -744,6 +755,7 @@ def test_deploy_records_a_summary_of_the_run(tmp_path: Path, calls: list[dict[st
         "inventory": {"path": str(inventory), "sha256": sha256sum_tree(inventory)},
         "playbook": "site.yml",
         "limit": "mx",
+        "tags": ["mta_configure", "mta_run"],
         "check": True,
         "status": "successful",
         # From the events (GOOD_RUN), as Ansible's recap counts them.

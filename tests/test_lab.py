@@ -115,6 +115,24 @@ def test_deploy_checks_each_hosts_key(estate: Path, rendered: Path) -> None:
     assert _changed(hermesctl(estate, "deploy", "--lab", "--playbook", "common.yml", "--limit", "lt-hub")) == 0
 
 
+def test_a_tagged_deploy_still_prechecks_every_host(estate: Path, rendered: Path) -> None:
+    # Only the base's configuration is asked for; the precheck runs anyway, on every host, and
+    # nothing untagged does (the base's package installs are tagged common_install).
+    hermesctl(estate, "deploy", "--lab", "--tags", "common_configure")
+    runs = estate.parent.parent / ".hermes" / "labtest" / "runs" / "site" / "artifacts"
+    record = max(runs.iterdir(), key=lambda path: path.stat().st_mtime)
+    events = [json.loads(path.read_text()) for path in (record / "job_events").glob("*.json")]
+    ran = {
+        (e["event_data"]["play"], e["event_data"]["task"], e["event_data"]["host"])
+        for e in events
+        if e["event"] == "runner_on_ok"
+    }
+    prechecked = {host for play, task, host in ran if task == "Check the operating system release"}
+    assert prechecked == HOSTS
+    assert any(task == "Write /etc/hosts" for _, task, _ in ran)
+    assert not any(task == "Install the base packages" for _, task, _ in ran)
+
+
 def test_down_leaves_nothing_behind(estate: Path, rendered: Path) -> None:
     hermesctl(estate, "lab", "down")
     assert podman("ps", "--all", f"--filter=label={LABEL}=labtest", "--format={{.Names}}").strip() == ""

@@ -213,6 +213,10 @@ def deploy(
     playbook: Annotated[str, typer.Option(help="Playbook under playbooks/.")] = "site.yml",
     limit: Annotated[str | None, typer.Option(help="Only these hosts or groups (Ansible pattern).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Report what would change; change nothing.")] = False,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option("--tags", help="Only tasks with these Ansible tags (e.g. mta_configure); repeatable. Prechecks always run."),
+    ] = None,
     vault: Annotated[
         Path | None,
         typer.Option(
@@ -276,7 +280,7 @@ def deploy(
         if findings.problems:
             raise PrecheckError(list(findings.problems))
         err.print(passed(loaded), markup=False)
-        options = DeployOptions(playbook, limit, check)
+        options = DeployOptions(playbook, limit, check, tuple(tags or ()))
         call = runner_call(
             # Absolute: ansible-playbook runs in the checkout, not in the caller's directory.
             DeployEstate(name, inventory.resolve(), runs_dir(name, estate_home(estate.resolve()))),

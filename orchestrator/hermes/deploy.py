@@ -74,6 +74,9 @@ class DeployOptions:
     playbook: str = "site.yml"
     limit: str | None = None
     check: bool = False
+    # Ansible tags (each role tags its parts <role>_install, _configure, _run); the prechecks
+    # run whatever the tags.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,11 @@ class RunnerCall:
 
 def runner_call(estate: DeployEstate, target: Target, options: DeployOptions, *, path: str) -> RunnerCall:
     """The ansible-runner call deploying ``estate`` to ``target``; ``path`` is the caller's PATH."""
-    arguments = ["--diff", *(["--check"] if options.check else [])]
+    arguments = [
+        "--diff",
+        *(["--check"] if options.check else []),
+        *([f"--tags={','.join(options.tags)}"] if options.tags else []),
+    ]
     envvars = {
         "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
         "PATH": f"{ANSIBLE_BIN}:{path}",

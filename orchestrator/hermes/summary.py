@@ -42,6 +42,7 @@ class RunSubject:
     inventory: Hashed
     playbook: str
     limit: str | None
+    tags: tuple[str, ...]
     check: bool
 
 
@@ -103,5 +104,6 @@ def run_subject(loaded: LoadedEstate, inventory: Path, options: DeployOptions) -
         inventory=Hashed(str(inventory), tree_sha256(inventory)),
         playbook=options.playbook,
         limit=options.limit,
+        tags=options.tags,
         check=options.check,
     )
