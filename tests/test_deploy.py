@@ -119,7 +119,7 @@ def test_lab_call(tmp_path: Path) -> None:
                 f"--extra-vars=@{state}/vault.yml",
                 f"--vault-password-file={state}/vault-password",
                 "--user=root",
-                f"--private-key={state}/ssh/id_ed25519",
+                f"--private-key={state}/ssh/controller.key",
                 f"--ssh-common-args=-o 'UserKnownHostsFile={state}/ssh/known_hosts' -o StrictHostKeyChecking=yes",
             ]
         ),
@@ -368,6 +368,14 @@ def site_files(home: Path, estate: Path) -> tuple[Path, Path, Path]:
     return vault, home / "vault password", home / "pki"
 
 
+def site_deploy(home: Path) -> tuple[Path, Path, Path, tuple[Path | str, ...]]:
+    """The lab estate rendered in ``home`` with :func:`site_files`: the estate, the vault, the
+    certificate directory, and the deploy options naming them."""
+    estate = rendered_estate(home)
+    vault, password, certificates = site_files(home, estate)
+    return estate, vault, certificates, ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_deploy_site_hands_over_the_call(
     tmp_path: Path, calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, layout: str
@@ -508,9 +516,7 @@ def test_deploy_refuses_a_stale_render_and_reports_a_failed_run(
 
 def test_a_failed_precheck_deploys_nothing_and_exits_4(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
     home = tmp_path / "my estate"
-    estate = rendered_estate(home)
-    vault, password, certificates = site_files(home, estate)
-    site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
+    estate, vault, certificates, site = site_deploy(home)
     hosts = certificates / "hosts"
     # The vault lacks the webmail DES key, and has a user's password as YAML's number (which
     # would reach the directory changed); ppsw-1's certificate lacks smtp.lab.test; ppsw-2's key
@@ -560,9 +566,7 @@ def test_a_failed_precheck_deploys_nothing_and_exits_4(tmp_path: Path, calls: li
 
 def test_a_precheck_warning_deploys(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
     home = tmp_path / "my estate"
-    estate = rendered_estate(home)
-    vault, password, certificates = site_files(home, estate)
-    site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
+    estate, _, certificates, site = site_deploy(home)
     hosts = certificates / "hosts"
     # A certificate ending in 10 days is worth a warning, and deploys.
     ca_key = serialization.load_pem_private_key((certificates / "ca.key").read_bytes(), password=None)
@@ -775,9 +779,7 @@ def test_a_failed_deploy_is_recorded_and_exits_4(
     tmp_path: Path, calls: list[dict[str, Any]], events: list[dict[str, Any]]
 ) -> None:
     home = tmp_path / "my estate"
-    estate = rendered_estate(home)
-    vault, password, certificates = site_files(home, estate)
-    site = ("--vault", vault, "--vault-password-file", password, "--certificates", certificates)
+    estate, _, _, site = site_deploy(home)
     runs = home / ".hermes" / "lab" / "runs" / "site" / "artifacts"
     events[:] = FAILED_RUN
     code, output = hermesctl("deploy", "-e", estate, *site)

@@ -312,7 +312,9 @@ def test_the_labs_certificates_pass_and_missing_or_unreadable_files_fail(tmp_pat
     hosts = tmp_path / "hosts"
     (hosts / "ppsw-2.key").unlink()
     (hosts / "dns-1.crt").write_text("not a certificate\n")
-    (hosts / "store-1a.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    # A key file cut short, as a failed copy leaves it.
+    key = (hosts / "store-1a.key").read_bytes()
+    (hosts / "store-1a.key").write_bytes(key[: len(key) // 2])
     assert certificates_findings(lab, tmp_path, datetime.now(UTC)).problems == (
         Problem("ppsw-2", f"{hosts}/ppsw-2.key is missing"),
         Problem("store-1a", f"{hosts}/store-1a.key is not an unencrypted PEM private key"),

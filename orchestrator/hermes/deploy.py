@@ -4,9 +4,8 @@ Pure: :func:`runner_call` turns (estate, target, options) into a :class:`RunnerC
 keyword arguments of ``ansible_runner.run``; :mod:`hermes.runner` makes the call, adding only
 its event handler.
 
-Two targets, both reached over SSH with host-key checking on (ansible.cfg turns it off for
-molecule's podman connection; ansible-runner turns it off unless the environment says
-otherwise):
+Two targets, both reached over SSH with host-key checking on (ansible.cfg says so, but
+ansible-runner turns it off unless the environment says otherwise):
 
 * :class:`LabTarget`: the local lab's containers, as root with the lab's own key and
   known_hosts (:mod:`hermes.lab.ssh`, made by ``hermesctl lab up``). Adds the lab CA and its

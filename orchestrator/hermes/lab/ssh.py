@@ -7,8 +7,8 @@ under one, and the lab exercises the connection a real estate uses.
 
 Per estate, under ``.lab/<estate>/ssh/`` (git-ignored):
 
-* ``id_ed25519`` (and ``.pub``): the controller's key, made once; ``lab up`` installs the
-  public key as root's only authorized key on every host.
+* ``controller.key`` (and ``controller.key.pub``): the controller's key, made once; ``lab up``
+  installs the public key as root's only authorized key on every host.
 * ``known_hosts``: each host's ed25519 key under its name and address, read from the
   container at ``lab up``. The base image bakes no host key: each container makes its own at
   first boot, so no two hosts share one and a replaced container is noticed.
@@ -41,7 +41,7 @@ class LabSsh:
 
 def lab_ssh(state: Path) -> LabSsh:
     """The SSH files of the lab whose state directory is ``state`` (``.lab/<estate>``)."""
-    return LabSsh(state / "ssh" / "id_ed25519", state / "ssh" / "known_hosts")
+    return LabSsh(state / "ssh" / "controller.key", state / "ssh" / "known_hosts")
 
 
 def ensure_controller_key(ssh: LabSsh, comment: str) -> str:
