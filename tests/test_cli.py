@@ -6,9 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import ansible_runner
 import pytest
 from typer.testing import CliRunner
 
+from hermes import cli
 from hermes.cli import app
 from hermes.paths import PROJECT_ROOT
 from tests.conftest import WriteEstate
@@ -80,6 +82,36 @@ def test_render_check_passes_then_fails_after_an_edit(tmp_path: Path) -> None:
     assert "is stale" in output
     code, output = _run("diff", "-e", str(estate), "-o", str(out))
     assert code == 0 and "+  queue_interval: 2m" in output
+
+
+def test_deploy_refuses_a_stale_render_unless_told_to_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No lab SSH access (its state is here, empty): with --render the deploy stops after the
+    # render, before anything reaches Ansible.
+    monkeypatch.setattr(cli, "LAB_STATE", tmp_path / "lab state")
+
+    def no_run(**kwargs: object) -> None:
+        raise AssertionError("ansible-runner was called")
+
+    monkeypatch.setattr(ansible_runner, "run", no_run)
+    estates = tmp_path / "estates"
+    shutil.copytree(PROJECT_ROOT / "inventory" / "estates", estates, ignore=shutil.ignore_patterns("hermes-2007*"))
+    out = tmp_path / "rendered"
+    estate = estates / "lab.yml"
+    assert _run("render", "-e", str(estate), "-o", str(out))[0] == 0
+    estate.write_text(estate.read_text().replace("queue_interval: 1m", "queue_interval: 2m"))
+    # Refused, naming the way to override; nothing written.
+    result = runner.invoke(app, ["deploy", "--lab", "-e", str(estate), "-o", str(out)], env={"COLUMNS": "1000"})
+    assert result.exit_code == 1, result.output
+    assert f"{out} is stale" in result.stderr and "--render" in result.stderr
+    assert _run("render", "--check", "-e", str(estate), "-o", str(out))[0] == 1
+    # With --render: the diff on stderr, the tree current, and then the lab's missing SSH access stops it.
+    result = runner.invoke(app, ["deploy", "--lab", "--render", "-e", str(estate), "-o", str(out)], env={"COLUMNS": "1000"})
+    assert result.exit_code == 2, result.output
+    assert "-  queue_interval: 1m\n+  queue_interval: 2m\n" in result.stderr
+    assert f"--render: {out}: 1 of " in result.stderr
+    assert "run hermesctl lab up first" in result.stderr and result.stdout == ""
+    code, output = _run("render", "--check", "-e", str(estate), "-o", str(out))
+    assert code == 0 and f"{out} is up to date" in output
 
 
 def test_render_writes_nothing_for_a_bad_estate(write_estate: WriteEstate, tmp_path: Path) -> None:

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hermes.cli import app
+from hermes.lab import internet
 from hermes.lab.containers import LABEL
 from hermes.lab.image import podman_env
 from hermes.paths import LAB_STATE
@@ -71,17 +73,56 @@ def test_up_twice_changes_nothing(estate: Path, rendered: Path) -> None:
 
 def test_status_shows_every_host_running(estate: Path, rendered: Path) -> None:
     output = hermesctl(estate, "lab", "status")
-    for host in HOSTS:
+    hosts = HOSTS | {internet.CLIENT[0], internet.MX[0]}
+    for host in hosts:
         assert host in output
-    assert output.count("running") == 2 * len(HOSTS)
+    assert output.count("running") == 2 * len(hosts)
 
 
-def test_containers_have_the_estates_addresses(rendered: Path) -> None:
+def _address(host: str) -> str:
+    """The host's address on the one network podman gave it."""
+    (network,) = json.loads(podman("inspect", host))[0]["NetworkSettings"]["Networks"].values()
+    return str(network["IPAddress"])
+
+
+def test_containers_have_the_estates_addresses(estate: Path, rendered: Path) -> None:
+    estate_file = yaml.safe_load(estate.read_text())
+    network_of = {h["name"]: h["network"] for h in estate_file["hosts"]}
+    assert len(set(network_of.values())) == 2, "labtest spans two networks"
     for host in HOSTS:
-        info = json.loads(podman("inspect", host))[0]
-        address = info["NetworkSettings"]["Networks"]["hermes-labtest"]["IPAddress"]
+        (network,) = json.loads(podman("inspect", host))[0]["NetworkSettings"]["Networks"]
+        assert network == f"hermes-labtest-{network_of[host]}"
         expected = (rendered / "host_vars" / f"{host}.yml").read_text()
-        assert f"hermes_address: {address}\n" in expected
+        assert f"hermes_address: {_address(host)}\n" in expected
+
+
+def _seen_as(client: str, server: str) -> str:
+    """The address ``server`` sees a TCP connection from ``client`` come from."""
+    listener = "import socket; s = socket.create_server(('', 7999)); c, a = s.accept(); print(a[0])"
+    with subprocess.Popen(
+        ["podman", "exec", server, "python3", "-c", listener], env=podman_env(), stdout=subprocess.PIPE, text=True
+    ) as served:
+        # Until the listener is up.
+        connect = (
+            "import socket, time\n"
+            "for _ in range(50):\n"
+            f" try: socket.create_connection(('{_address(server)}', 7999), 5); break\n"
+            " except OSError: time.sleep(0.1)"
+        )
+        podman("exec", client, "python3", "-c", connect)
+        seen, _ = served.communicate(timeout=30)
+    return seen.strip()
+
+
+def test_networks_are_routed_without_translation(estate: Path, rendered: Path) -> None:
+    # Across the estate's two networks, and from the Internet side, each host is seen by its
+    # own address (a store's LMTP and sync admit their peers by address)...
+    assert _seen_as("lt-hub", "lt-store-b") == _address("lt-hub")
+    assert _seen_as("lt-store-b", "lt-hub") == _address("lt-store-b")
+    assert _seen_as(internet.CLIENT[0], "lt-hub") == internet.CLIENT[1]
+    # ...and the routes are this estate's own rules, which `lab down` removes.
+    rules = subprocess.run(["iptables", "-t", "nat", "-S", "POSTROUTING"], capture_output=True, text=True, check=True).stdout
+    assert len([r for r in rules.splitlines() if '"hermes-lab labtest"' in r]) == 6  # 2 networks + the Internet, each way
 
 
 def test_deploy_from_outside_the_checkout_is_idempotent(estate: Path, rendered: Path) -> None:
@@ -94,10 +135,7 @@ def test_deploy_from_outside_the_checkout_is_idempotent(estate: Path, rendered: 
     assert _changed(second) == 0, second
     assert list((estate.parent.parent / ".hermes" / "labtest" / "runs" / "common" / "artifacts").iterdir())
     hosts = podman("exec", "lt-hub", "getent", "hosts", "lt-store-b.labtest.test")
-    assert (
-        hosts.split()[0]
-        == json.loads(podman("inspect", "lt-store-b"))[0]["NetworkSettings"]["Networks"]["hermes-labtest"]["IPAddress"]
-    )
+    assert hosts.split()[0] == _address("lt-store-b")
 
 
 def test_deploy_checks_each_hosts_key(estate: Path, rendered: Path) -> None:
@@ -136,5 +174,11 @@ def test_a_tagged_deploy_still_prechecks_every_host(estate: Path, rendered: Path
 def test_down_leaves_nothing_behind(estate: Path, rendered: Path) -> None:
     hermesctl(estate, "lab", "down")
     assert podman("ps", "--all", f"--filter=label={LABEL}=labtest", "--format={{.Names}}").strip() == ""
-    assert "hermes-labtest" not in podman("network", "ls", "--format={{.Name}}").split()
+    assert not [n for n in podman("network", "ls", "--format={{.Name}}").split() if n.startswith("hermes-labtest")]
+    rules = subprocess.run(["iptables", "-t", "nat", "-S", "POSTROUTING"], capture_output=True, text=True, check=True).stdout
+    assert '"hermes-lab labtest"' not in rules
+    # The Internet side goes with the last estate's lab, and stays while another is up.
+    others = podman("ps", "--all", f"--filter=label={LABEL}", "--format={{.Names}}").split()
+    internet_hosts = set(podman("ps", "--all", "--filter=label=org.hermes.lab=internet", "--format={{.Names}}").split())
+    assert internet_hosts == ({internet.CLIENT[0], internet.MX[0]} if others else set())
     assert "0 removed" in hermesctl(estate, "lab", "down")

@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from tempfile import TemporaryDirectory
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from hermes.console import EstateOption, err, out, reporting
-from hermes.errors import PrecheckError, StaleRenderError, UsageError
+from hermes.errors import ExitCode, PrecheckError, StaleRenderError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
 from hermes.progress import Counts, Tally
 from hermes.render import render_inventory
-from hermes.rendered import changed_files, diff, write_tree
+from hermes.rendered import diff, write_tree
 from hermes.store.cli import store_app
 
 if TYPE_CHECKING:
-    from hermes.summary import RunSummary
+    from hermes.deploy import DeployOptions, RunnerCall, Target
+    from hermes.plan import Plan
+    from hermes.summary import RunSubject, RunSummary
 
 app = typer.Typer(
     help="Render, check and run a Hermes mail estate.",
@@ -168,13 +172,23 @@ def lab_up(estate: EstateOption = DEFAULT_ESTATE) -> None:
         plan = lab_plan(loaded)
         ensure_lab_pki(LAB_STATE / "pki", loaded)
         with err.status(f"bringing up the {plan.estate} lab"):
-            changes = up(plan, ensure_base_image(progress=_progress), _progress)
+            changes = up(plan, loaded, ensure_base_image(progress=_progress), _progress)
             ssh = lab_ssh(LAB_STATE / plan.estate)
             host_keys = grant_ssh(plan, ensure_controller_key(ssh, f"hermes-lab-{plan.estate}"))
             ssh.known_hosts.write_text(known_hosts(host_keys))
         for change in changes:
             out.print(change, markup=False)
         out.print(f"lab {plan.estate}: {len(plan.hosts)} hosts up, {len(changes)} changes", markup=False)
+
+
+@lab_app.command("guide")
+def lab_guide(estate: EstateOption = DEFAULT_ESTATE) -> None:
+    """How to use the deployed lab: addresses, a user and their password, a mail client, a browser."""
+    from hermes.lab.guide import guide
+
+    with reporting():
+        loaded = load_estate(estate)
+        out.print(guide(loaded, LAB_STATE / loaded.estate.name, LAB_STATE / "pki" / "ca.crt"), markup=False, end="")
 
 
 @lab_app.command("down")
@@ -199,107 +213,189 @@ def lab_status(estate: EstateOption = DEFAULT_ESTATE) -> None:
 
     with reporting():
         plan = lab_plan(load_estate(estate))
-        table = Table("host", "address", "container", "systemd", title=f"Lab {plan.estate} on {plan.network} ({plan.subnet})")
+        networks = ", ".join(f"{n.name} ({n.subnet})" for n in plan.networks)
+        table = Table("host", "address", "container", "systemd", title=f"Lab {plan.estate} on {networks}")
         for row in status(plan):
             table.add_row(row.name, row.address, row.container, row.systemd)
         out.print(table)
+
+
+# The options deploy and plan share.
+LabOption = Annotated[bool, typer.Option("--lab", help="The local lab's containers instead of a real estate's hosts.")]
+PlaybookOption = Annotated[str, typer.Option(help="Playbook under playbooks/.")]
+LimitOption = Annotated[str | None, typer.Option(help="Only these hosts or groups (Ansible pattern).")]
+TagsOption = Annotated[
+    list[str] | None,
+    typer.Option("--tags", help="Only tasks with these Ansible tags (e.g. mta_configure); repeatable. Prechecks always run."),
+]
+VaultOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A real estate's ansible-vault file (required without --lab).", exists=True, dir_okay=False, resolve_path=True
+    ),
+]
+VaultPasswordFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The vault's password file (default: ask for the password).", exists=True, dir_okay=False, resolve_path=True
+    ),
+]
+CertificatesOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A real estate's certificate directory: ca.crt, hosts/<host>.crt, hosts/<host>.key (required without --lab).",
+        exists=True,
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+SshUserOption = Annotated[str | None, typer.Option(help="The SSH login on a real estate's hosts (default: Ansible's).")]
+
+# Given the committed rendered inventory, the new render's files and the diff between them, the
+# inventory to run against (or an error).
+InventoryFor = Callable[[Path, dict[str, str], str], Path]
+
+
+@dataclass(frozen=True)
+class _Deployment:
+    """A deployment the prechecks passed: the estate, its target and the exact ansible-runner call."""
+
+    loaded: LoadedEstate
+    # The committed rendered inventory, and the new render's diff from it ("" when current).
+    committed: Path
+    render_diff: str
+    target: Target
+    call: RunnerCall
+    subject: RunSubject
+
+
+def _deployment(
+    estate: Path,
+    output: Path | None,
+    options: DeployOptions,
+    *,
+    lab: bool,
+    vault: Path | None,
+    vault_password_file: Path | None,
+    certificates: Path | None,
+    ssh_user: str | None,
+    inventory_for: InventoryFor,
+) -> _Deployment:
+    """What deploy and plan share: the options checked, the estate rendered, the target made
+    (asking for the vault password if need be), the prechecks and the runner call."""
+    from hermes.deploy import DeployEstate, LabTarget, PromptedPassword, SiteTarget, runner_call
+    from hermes.lab.ssh import lab_ssh
+    from hermes.lab.vault import ensure_lab_vault
+    from hermes.precheck import passed, precheck
+    from hermes.summary import run_subject
+
+    if not (PROJECT_ROOT / "playbooks" / options.playbook).is_file():
+        raise UsageError(f"--playbook: no playbooks/{options.playbook}")
+    site = _site_paths(lab, vault, vault_password_file, certificates, ssh_user)
+    loaded, committed, files = _render(estate, output)
+    render_diff = diff(committed, files)
+    inventory = inventory_for(committed, files, render_diff)
+    name = loaded.estate.name
+    target: Target
+    if site is None:
+        ssh = lab_ssh(LAB_STATE / name)
+        if not ssh.known_hosts.is_file():
+            raise UsageError(f"--lab: the {name} lab has no SSH access yet ({ssh.known_hosts}): run hermesctl lab up first")
+        target = LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts), ssh)
+    else:
+        # Asked only now, once the deployment can go ahead; typed input is never echoed. On
+        # stderr: stdout is for the results (--json).
+        password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True, err=True))
+        target = SiteTarget(site[0], password, site[1], ssh_user)
+    # What the controller can tell is wrong stops the deploy before any host is touched.
+    findings = precheck(loaded, target, LAB_STATE / "pki" if site is None else site[1])
+    for warning in findings.warnings:
+        err.print(f"warning: {warning}", style="yellow", markup=False)
+    if findings.problems:
+        raise PrecheckError(list(findings.problems))
+    err.print(passed(loaded), markup=False)
+    call = runner_call(
+        # Absolute: ansible-playbook runs in the checkout, not in the caller's directory.
+        DeployEstate(name, inventory.resolve(), runs_dir(name, estate_home(estate.resolve()))),
+        target,
+        options,
+        path=os.environ.get("PATH", ""),
+    )
+    return _Deployment(loaded, committed, render_diff, target, call, run_subject(loaded, inventory, options))
+
+
+def _run(deployment: _Deployment, title: str, on_event: Callable[[Mapping[str, Any]], None] | None = None) -> RunSummary:
+    """Run the deployment, its progress drawn live on stderr; RunFailed if it fails."""
+    from rich.live import Live
+
+    from hermes.runner import run_playbook
+
+    tally = Tally()
+
+    def progress(now: Tally) -> None:
+        nonlocal tally
+        tally = now
+
+    # On stderr, redrawn from the latest tally, and gone once the run ends: stdout has the results.
+    with Live(get_renderable=lambda: _progress_table(title, tally), console=err, transient=True):
+        return run_playbook(deployment.call, deployment.subject, progress, on_event)
 
 
 @app.command()
 def deploy(
     estate: EstateOption = DEFAULT_ESTATE,
     output: OutputOption = None,
-    lab: Annotated[bool, typer.Option("--lab", help="Deploy to the local lab's containers.")] = False,
-    playbook: Annotated[str, typer.Option(help="Playbook under playbooks/.")] = "site.yml",
-    limit: Annotated[str | None, typer.Option(help="Only these hosts or groups (Ansible pattern).")] = None,
+    lab: LabOption = False,
+    playbook: PlaybookOption = "site.yml",
+    limit: LimitOption = None,
     check: Annotated[bool, typer.Option("--check", help="Report what would change; change nothing.")] = False,
-    tags: Annotated[
-        list[str] | None,
-        typer.Option("--tags", help="Only tasks with these Ansible tags (e.g. mta_configure); repeatable. Prechecks always run."),
-    ] = None,
-    vault: Annotated[
-        Path | None,
-        typer.Option(
-            help="A real estate's ansible-vault file (required without --lab).", exists=True, dir_okay=False, resolve_path=True
-        ),
-    ] = None,
-    vault_password_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="The vault's password file (default: ask for the password).", exists=True, dir_okay=False, resolve_path=True
-        ),
-    ] = None,
-    certificates: Annotated[
-        Path | None,
-        typer.Option(
-            help="A real estate's certificate directory: ca.crt, hosts/<host>.crt, hosts/<host>.key (required without --lab).",
-            exists=True,
-            file_okay=False,
-            resolve_path=True,
-        ),
-    ] = None,
-    ssh_user: Annotated[str | None, typer.Option(help="The SSH login on a real estate's hosts (default: Ansible's).")] = None,
+    tags: TagsOption = None,
+    render_first: Annotated[
+        bool,
+        typer.Option("--render", help="If the rendered inventory is stale, write the new render first (its diff on stderr)."),
+    ] = False,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
+    ssh_user: SshUserOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the run's summary (its summary.json) instead of the table and last line.")
     ] = False,
 ) -> None:
     """Render the estate, then run a playbook (default site.yml) against its inventory: on its
     real hosts over SSH, or with --lab on the local lab's containers."""
-    from rich.live import Live
+    from hermes.deploy import DeployOptions
+    from hermes.runner import RunFailed
 
-    from hermes.deploy import DeployEstate, DeployOptions, LabTarget, PromptedPassword, SiteTarget, Target, runner_call
-    from hermes.lab.ssh import lab_ssh
-    from hermes.lab.vault import ensure_lab_vault
-    from hermes.precheck import passed, precheck
-    from hermes.runner import RunFailed, run_playbook
-    from hermes.summary import run_subject
+    def current(inventory: Path, files: dict[str, str], render_diff: str) -> Path:
+        # What is deployed is what was reviewed: a stale render is refused unless --render
+        # writes the new one, showing what it wrote.
+        if render_diff and not render_first:
+            raise StaleRenderError(
+                f"{inventory} is stale: run hermesctl render --estate {estate} and review the diff first, "
+                "or deploy with --render to write the new render (its diff on stderr) and deploy it"
+            )
+        if render_diff:
+            err.print(render_diff, markup=False, emoji=False, end="")
+            changed = write_tree(inventory, files)
+            err.print(f"--render: {inventory}: {len(changed)} of {len(files)} files changed", markup=False)
+        return inventory
 
     with reporting():
-        if not (PROJECT_ROOT / "playbooks" / playbook).is_file():
-            raise UsageError(f"--playbook: no playbooks/{playbook}")
-        site = _site_paths(lab, vault, vault_password_file, certificates, ssh_user)
-        loaded, inventory, files = _render(estate, output)
-        if changed_files(inventory, files):
-            raise StaleRenderError(f"{inventory} is stale: run hermesctl render --estate {estate} and review the diff first")
-        name = loaded.estate.name
-        target: Target
-        if site is None:
-            ssh = lab_ssh(LAB_STATE / name)
-            if not ssh.known_hosts.is_file():
-                raise UsageError(f"--lab: the {name} lab has no SSH access yet ({ssh.known_hosts}): run hermesctl lab up first")
-            target = LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts), ssh)
-        else:
-            # Asked only now, once the deployment can go ahead; typed input is never echoed. On
-            # stderr: stdout is for the results (--json).
-            password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True, err=True))
-            target = SiteTarget(site[0], password, site[1], ssh_user)
-        # What the controller can tell is wrong stops the deploy before any host is touched.
-        findings = precheck(loaded, target, LAB_STATE / "pki" if site is None else site[1])
-        for warning in findings.warnings:
-            err.print(f"warning: {warning}", style="yellow", markup=False)
-        if findings.problems:
-            raise PrecheckError(list(findings.problems))
-        err.print(passed(loaded), markup=False)
-        options = DeployOptions(playbook, limit, check, tuple(tags or ()))
-        call = runner_call(
-            # Absolute: ansible-playbook runs in the checkout, not in the caller's directory.
-            DeployEstate(name, inventory.resolve(), runs_dir(name, estate_home(estate.resolve()))),
-            target,
-            options,
-            path=os.environ.get("PATH", ""),
+        deployment = _deployment(
+            estate,
+            output,
+            DeployOptions(playbook, limit, check, tuple(tags or ())),
+            lab=lab,
+            vault=vault,
+            vault_password_file=vault_password_file,
+            certificates=certificates,
+            ssh_user=ssh_user,
+            inventory_for=current,
         )
-        subject = run_subject(loaded, inventory, options)
-        tally = Tally()
-
-        def progress(now: Tally) -> None:
-            nonlocal tally
-            tally = now
-
-        title = f"deploying {name} with {playbook}"
+        name = deployment.loaded.estate.name
         try:
-            # On stderr, redrawn from the latest tally, and gone once the run ends: stdout has the results.
-            with Live(get_renderable=lambda: _progress_table(title, tally), console=err, transient=True):
-                summary = run_playbook(call, subject, progress)
+            summary = _run(deployment, f"deploying {name} with {playbook}")
         except RunFailed as failure:
             _print_run(failure.summary, json_output)
             raise
@@ -309,6 +405,151 @@ def deploy(
             out.print(
                 f"{playbook} on {name}: {summary.status}, {summary.changed} changed; record in {summary.record}", markup=False
             )
+
+
+@app.command("plan")
+def plan_command(
+    estate: EstateOption = DEFAULT_ESTATE,
+    output: OutputOption = None,
+    lab: LabOption = False,
+    playbook: PlaybookOption = "site.yml",
+    limit: LimitOption = None,
+    tags: TagsOption = None,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
+    ssh_user: SshUserOption = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help='Print {"render": <diff>, "hosts": {<host>: [{"task", "diff"}]}} instead.')
+    ] = False,
+) -> None:
+    """Show what a deploy would change, changing nothing: the render's diff, then each task's
+    diff per host from the deploy run in Ansible's check mode against the new render. Secrets
+    are masked. Exits 0 whether or not anything would change."""
+    from hermes.deploy import DeployOptions
+    from hermes.plan import Mask, Plan, TaskChange, task_change, vault_secrets
+    from hermes.precheck import read_target_vault
+    from hermes.runner import RunFailed
+
+    with reporting(), TemporaryDirectory(prefix="hermes-plan-") as scratch:
+
+        def new_render(inventory: Path, files: dict[str, str], render_diff: str) -> Path:
+            # Checked against what a deploy would deploy; the committed render is left as it is.
+            if not render_diff:
+                return inventory
+            fresh = Path(scratch) / inventory.name
+            write_tree(fresh, files)
+            return fresh
+
+        deployment = _deployment(
+            estate,
+            output,
+            DeployOptions(playbook, limit, check=True, tags=tuple(tags or ())),
+            lab=lab,
+            vault=vault,
+            vault_password_file=vault_password_file,
+            certificates=certificates,
+            ssh_user=ssh_user,
+            inventory_for=new_render,
+        )
+        mask = Mask.of(vault_secrets(read_target_vault(deployment.target)))
+        changes: list[TaskChange] = []
+
+        def collect(event: Mapping[str, Any]) -> None:
+            if change := task_change(event):
+                changes.append(change)
+
+        name = deployment.loaded.estate.name
+        failed: RunFailed | None = None
+        try:
+            summary = _run(deployment, f"planning {name} with {playbook} (check mode)", collect)
+        except RunFailed as failure:
+            # What it found before it failed is shown too.
+            failed, summary = failure, failure.summary
+        _print_plan(deployment, Plan.of(deployment.render_diff, changes, summary.hosts).masked(mask), summary, json_output)
+        if failed is not None:
+            # Its message ends with Ansible's last lines of output, which may hold diffs.
+            raise RunFailed(mask(str(failed)), summary) from None
+        if not json_output:
+            out.print(
+                f"{playbook} on {name} in check mode: {summary.changed} changed, nothing deployed; record in {summary.record}",
+                markup=False,
+            )
+
+
+@app.command("check")
+def check_command(
+    estate: EstateOption = DEFAULT_ESTATE,
+    lab: Annotated[bool, typer.Option("--lab", help="The local lab (its vault, CA and containers).")] = False,
+    vault: Annotated[
+        Path | None,
+        typer.Option(help="A real estate's ansible-vault file (its users' passwords).", exists=True, dir_okay=False),
+    ] = None,
+    vault_password_file: Annotated[
+        Path | None, typer.Option(help="The vault's password file (default: ask).", exists=True, dir_okay=False)
+    ] = None,
+    certificates: Annotated[
+        Path | None,
+        typer.Option(help="A real estate's certificate directory (its ca.crt verifies every TLS probe).", file_okay=False),
+    ] = None,
+    ssh_user: Annotated[str, typer.Option(help="Without --lab: the SSH login on the store hosts.")] = "root",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Probe the live estate as its users do: DNS, mail in through each MX, submission, IMAP and
+    POP through each proxy for a user on each pair, replication, webmail, a list post. Exit 1 if
+    any probe fails."""
+    import ssl
+
+    from hermes.check import Context, Result, document, plan_probes, probe_users, run
+    from hermes.lab.vault import ensure_lab_vault, file_secret, read_vault, typed_secret
+    from hermes.store.runner import CommandRunner, PodmanRunner, SshRunner
+
+    with reporting():
+        loaded = load_estate(estate)
+        if lab == (vault is not None or certificates is not None):
+            raise UsageError("either --lab, or --vault and --certificates for a real estate")
+        if lab:
+            vault_file, password_file = ensure_lab_vault(LAB_STATE / loaded.estate.name, loaded.accounts)
+            secrets = read_vault(vault_file, file_secret(password_file))
+            ca = LAB_STATE / "pki" / "ca.crt"
+            runner: CommandRunner = PodmanRunner()
+        else:
+            if vault is None or certificates is None:
+                raise UsageError("--vault and --certificates: both needed for a real estate")
+            secret = (
+                file_secret(vault_password_file)
+                if vault_password_file
+                else typed_secret(typer.prompt("Vault password", hide_input=True, err=True))
+            )
+            secrets = read_vault(vault, secret)
+            ca = certificates / "ca.crt"
+            runner = SshRunner({n: str(a) for n, a in loaded.addresses.items()}, user=ssh_user)
+        if not ca.is_file():
+            raise UsageError(f"no CA certificate at {ca}" + (": run hermesctl lab up first" if lab else ""))
+        users = probe_users(loaded, secrets.get("vault_hermes_user_passwords") or {})
+        if not users.by_pair:
+            raise UsageError("no account with a password in the vault is placed on any store pair: nothing to log in as")
+        context = Context(loaded, users, ssl.create_default_context(cafile=str(ca)), runner)
+        probes = plan_probes(loaded, users)
+        table = Table("probe", "target", "result", "seconds", "detail", title=f"hermesctl check: {loaded.estate.name}")
+
+        def show(result: Result) -> None:
+            mark = Text("pass", style="green") if result.ok else Text("FAIL", style="bold red")
+            table.add_row(result.probe, result.target, mark, f"{result.seconds:.2f}", Text(result.detail))
+
+        if json_output:
+            results = run(context, probes, lambda _result: None)
+            out.print(json.dumps(document(results), indent=2), markup=False)
+        else:
+            from rich.live import Live
+
+            with Live(table, console=out, transient=False):
+                results = run(context, probes, show)
+            out.line()
+            failed = [r for r in results if not r.ok]
+            out.print(f"{len(results) - len(failed)} of {len(results)} probes passed", markup=False)
+        if any(not r.ok for r in results):
+            raise typer.Exit(ExitCode.PROBE_FAILED)
 
 
 # The counts to notice, in Ansible's colours, when not 0.
@@ -344,6 +585,32 @@ def _print_run(summary: RunSummary, as_json: bool) -> None:
     table = Table("host", *names, title=Text(f"{summary.subject.playbook} on {summary.subject.estate}: {summary.status}"))
     for host, counts in summary.hosts.items():
         table.add_row(Text(host), *(_count(counts, n) for n in names))
+    out.print(table)
+
+
+def _print_plan(deployment: _Deployment, plan: Plan, summary: RunSummary, as_json: bool) -> None:
+    """A plan on stdout: as JSON, or the render's diff, each host's changing tasks with their
+    diffs, and a table of how many tasks would change per host."""
+    if as_json:
+        out.print(plan.to_json(), markup=False, emoji=False, end="")
+        return
+    if plan.render:
+        out.print(f"{deployment.committed} is stale; deploy --render would write this render:", style="bold", markup=False)
+        out.print(plan.render, markup=False, emoji=False, end="")
+    else:
+        out.print(f"{deployment.committed} is up to date", markup=False)
+    for host, changes in plan.hosts.items():
+        for change in changes:
+            out.print()
+            out.print(f"{host}: {change.task}", style="bold", markup=False, emoji=False)
+            out.print(change.diff or "(would change; no diff shown)\n", markup=False, emoji=False, end="")
+    out.print()
+    title = f"{summary.subject.playbook} on {summary.subject.estate}, check mode: {summary.status}"
+    table = Table("host", "tasks changing", "with a diff", title=Text(title))
+    for host, changes in plan.hosts.items():
+        # Ansible's count: it has the tasks that show no diff (no_log, diff: false) too.
+        counts = summary.hosts.get(host) or Counts(changed=len(changes))
+        table.add_row(Text(host), _count(counts, "changed"), Text(str(sum(1 for change in changes if change.diff))))
     out.print(table)
 
 

@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
     # pair's live member and its receivers, a role's defaults and its argument specs.
     STALE = 1
     OUT_OF_SYNC = 1
+    # hermesctl check: a probe of the live estate failed.
+    PROBE_FAILED = 1
     # The estate file (or a file it names), or the command line, is wrong.
     INVALID = 2
     USAGE = 2

@@ -120,7 +120,9 @@ def secret_findings(variables: Mapping[str, Any], accounts: Collection[str], vau
     return findings
 
 
-def _read_vault(target: Target) -> dict[str, Any]:
+def read_target_vault(target: Target) -> dict[str, Any]:
+    """The variables of the target's vault, opened with its password (``hermesctl plan`` masks
+    their values); VaultError if it does not open."""
     if isinstance(target, LabTarget):
         return read_lab_vault(target.vault, target.vault_password_file)
     password = target.vault_password
@@ -130,7 +132,7 @@ def _read_vault(target: Target) -> dict[str, Any]:
 
 def vault_findings(loaded: LoadedEstate, target: Target) -> Findings:
     try:
-        variables = _read_vault(target)
+        variables = read_target_vault(target)
     except VaultError as error:
         return Findings((Problem("", str(error)),))
     return secret_findings(variables, loaded.accounts.keys(), target.vault)

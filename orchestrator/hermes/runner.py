@@ -1,7 +1,8 @@
 """Running playbooks through ansible-runner: the boundary between hermes and Ansible.
 
 It makes the call :func:`hermes.deploy.runner_call` decided, unchanged, folding each event the
-run reports into a :class:`hermes.progress.Tally` that it hands to the caller as the run goes.
+run reports into a :class:`hermes.progress.Tally` that it hands to the caller as the run goes,
+and handing each event itself to a caller that asks (``hermesctl plan`` reads the diffs).
 Each run keeps its record under the call's private data directory, in ``artifacts/<run id>/``
 as ansible-runner lays it out, and hermes adds its run summary there as ``summary.json``
 (:mod:`hermes.summary`), for a failed run too.
@@ -9,7 +10,7 @@ as ansible-runner lays it out, and hermes adds its run summary there as ``summar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def run_playbook(call: RunnerCall, subject: RunSubject, on_progress: Callable[[Tally], None]) -> RunSummary:
-    """Run a playbook; ``on_progress`` gets the tally after each event. Write the run's summary,
-    then raise :class:`RunFailed` if the run failed or a host failed or was unreachable."""
+def run_playbook(
+    call: RunnerCall,
+    subject: RunSubject,
+    on_progress: Callable[[Tally], None],
+    on_event: Callable[[Mapping[str, Any]], None] | None = None,
+) -> RunSummary:
+    """Run a playbook; ``on_progress`` gets the tally after each event, and ``on_event``, if
+    given, the event. Write the run's summary, then raise :class:`RunFailed` if the run failed
+    or a host failed or was unreachable."""
     import ansible_runner
 
     tally = Tally()
@@ -43,6 +50,8 @@ def run_playbook(call: RunnerCall, subject: RunSubject, on_progress: Callable[[T
         nonlocal tally
         tally = fold(tally, event)
         on_progress(tally)
+        if on_event is not None:
+            on_event(event)
         # Kept in the run's record (job_events/).
         return True
 

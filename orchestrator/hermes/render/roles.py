@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import netaddr
 from pydantic import BaseModel, ConfigDict, Field
 
 from hermes.loader import LoadedEstate
@@ -101,6 +102,10 @@ class MtaFacts(Facts):
     lists: list[str] = fact("services.lists.lists[].name", "the lists: no other address of the lists' domain is accepted")
     store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
     relay_networks: list[str] = fact("services.mx.relay_networks", "networks that may relay without authenticating")
+    never_relay_hosts: list[str] = fact(
+        "networks[].gateway",
+        "the routers inside the relay networks: traffic routed or translated in from outside may come from them",
+    )
     message_size_limit_bytes: int = fact("policies.message_size_limit", "largest message accepted")
     ports: dict[str, SmtpListener] = fact("policies.ports.{smtp,smtps,submission}", "the SMTP listeners")
     dnsbls: list[str] = fact("policies.spam.dnsbls", "DNS blocklists for outside clients")
@@ -354,6 +359,10 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         lists=sorted(m.name for m in estate.services.lists.lists),
         store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
         relay_networks=[str(n) for n in estate.services.mx.relay_networks],
+        never_relay_hosts=sorted(
+            {str(n.router) for n in estate.networks if any(n.router in relay for relay in estate.services.mx.relay_networks)},
+            key=netaddr.IPAddress,
+        ),
         message_size_limit_bytes=int(policies.message_size_limit),
         ports={name: SmtpListener(**port.model_dump(mode="json")) for name, port in policies.ports.smtp_ports().items()},
         dnsbls=list(policies.spam.dnsbls),
