@@ -177,13 +177,6 @@ CASES: list[tuple[str, dict[str, Any], str | None, str, str]] = [
     ("bad-raid", {"hosts[2].storage": {**STORE, "raid": "raid7"}}, None, "hosts[2].storage.raid", "Input should be"),
     ("too-few-disks", {"hosts[2].storage": {**STORE, "disks": 3}}, None, "hosts[2].storage", "raid10 needs at least 4"),
     ("bad-size", {"policies.message_size_limit": "huge"}, None, "policies.message_size_limit", "could not parse"),
-    (
-        "default-above-maximum",
-        {"policies.quota": {"default": "2GB", "maximum": "1GB"}},
-        None,
-        "policies.quota",
-        "exceeds maximum",
-    ),
     ("port-clash", {"policies.ports": {"imap": {"port": 25, "tls": "starttls"}}}, None, "policies.ports", "both use port 25"),
     (
         "smtp-auth",

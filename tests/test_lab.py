@@ -27,7 +27,7 @@ from hermes.paths import LAB_STATE
 
 pytestmark = pytest.mark.lab
 SOURCE = Path(__file__).parent / "data" / "labtest.yml"
-HOSTS = {"lt-hub", "lt-store-a", "lt-store-b"}
+HOSTS = {"lt-hub", "lt-store-a", "lt-store-b", "lt-backup"}
 runner = CliRunner()
 
 
@@ -68,7 +68,7 @@ def rendered(estate: Path) -> Iterator[Path]:
 
 
 def test_up_twice_changes_nothing(estate: Path, rendered: Path) -> None:
-    assert "3 hosts up, 0 changes" in hermesctl(estate, "lab", "up")
+    assert "4 hosts up, 0 changes" in hermesctl(estate, "lab", "up")
 
 
 def test_status_shows_every_host_running(estate: Path, rendered: Path) -> None:

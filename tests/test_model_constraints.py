@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from hermes.errors import EstateError
+from hermes.invariants import RESERVED_NAMES
 from hermes.loader import load_estate
+from hermes.paths import PROJECT_ROOT
 from tests.conftest import WriteEstate
 
 # The lab's list, as list cases that add another list keep it.
@@ -293,6 +296,167 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
 ]
 
 
+# Relay networks: named client networks, none wider than the floor, none over the estate's own
+# networks unless marked (the lab's one network is service, 10.251.0.0/24; mta-peer-a's case).
+DEPT = {"name": "departmental-servers", "subnet": "172.20.0.0/16"}
+PEER = {"name": "relay-peer", "subnet": "10.251.0.20/32"}
+# The lab's backup server on disks too small for both pairs (2.5 GB of quota), though big enough
+# for either alone (1.0 and 1.5 GB, under its 1.8 GB limit).
+SMALL_BACKUP = {"disks": 4, "disk_size": "1GB", "raid": "raid6"}
+RELAY_AND_LIMIT_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
+    (
+        "relay-everything-ipv4",
+        {"services.mx.relay_networks": [{"name": "everything", "subnet": "0.0.0.0/0"}]},
+        {"services.mx.relay_networks": [DEPT]},
+        "services.mx.relay_networks[0].subnet",
+        "0.0.0.0/0 is wider than a /16",
+    ),
+    (
+        "relay-everything-ipv6",
+        {"services.mx.relay_networks": [{"name": "everything", "subnet": "::/0"}]},
+        {"services.mx.relay_networks": [{"name": "site", "subnet": "2001:db8:1::/48"}]},
+        "services.mx.relay_networks[0].subnet",
+        "::/0 is wider than a /48",
+    ),
+    (
+        "relay-wider-than-the-floor",
+        {"services.mx.relay_networks": [{**DEPT, "subnet": "172.20.0.0/15"}]},
+        {"services.mx.relay_networks": [{**DEPT, "subnet": "172.20.0.0/16"}]},
+        "services.mx.relay_networks[0].subnet",
+        "wider than a /16",
+    ),
+    (
+        "relay-ipv6-wider-than-the-floor",
+        {"services.mx.relay_networks": [{"name": "site", "subnet": "2001:db8::/47"}]},
+        {"services.mx.relay_networks": [{"name": "site", "subnet": "2001:db8::/48"}]},
+        "services.mx.relay_networks[0].subnet",
+        "wider than a /48",
+    ),
+    (
+        "relay-ipv4-written-as-ipv6",
+        {"services.mx.relay_networks": [{**DEPT, "subnet": "::ffff:172.20.0.0/112"}]},
+        {"services.mx.relay_networks": [DEPT]},
+        "services.mx.relay_networks[0].subnet",
+        "IPv4 written as IPv6",
+    ),
+    (
+        "relay-network-without-a-name",
+        {"services.mx.relay_networks": ["172.20.0.0/16"]},
+        {"services.mx.relay_networks": [DEPT]},
+        "services.mx.relay_networks[0]",
+        "'172.20.0.0/16' needs a name",
+    ),
+    (
+        "relay-network-name-twice",
+        {"services.mx.relay_networks": [DEPT, {**DEPT, "subnet": "172.21.0.0/16"}]},
+        {"services.mx.relay_networks": [DEPT, {"name": "colleges", "subnet": "172.21.0.0/16"}]},
+        "services.mx.relay_networks",
+        "relay network 'departmental-servers' is defined more than once",
+    ),
+    (
+        "relay-over-the-estate-unmarked",
+        {"services.mx.relay_networks": [DEPT, PEER]},
+        {"services.mx.relay_networks": [DEPT, {**PEER, "covers_estate_hosts": True}]},
+        "services.mx.relay_networks[1].subnet",
+        "overlaps the estate's network service",
+    ),
+    (
+        "relay-whole-estate-network-unmarked",
+        {"services.mx.relay_networks": [{"name": "service", "subnet": "10.251.0.0/16"}]},
+        {"services.mx.relay_networks": [{"name": "service", "subnet": "10.251.0.0/16", "covers_estate_hosts": True}]},
+        "services.mx.relay_networks[0].subnet",
+        "overlaps the estate's network service",
+    ),
+    (
+        "relay-marked-but-outside-the-estate",
+        {"services.mx.relay_networks": [{**DEPT, "covers_estate_hosts": True}]},
+        {"services.mx.relay_networks": [DEPT]},
+        "services.mx.relay_networks[0].covers_estate_hosts",
+        "overlaps none of the estate's networks",
+    ),
+    (
+        "quota-default-below-the-largest-message",
+        {"policies.quota.default": "34MB"},
+        {"policies.quota.default": "35MB"},
+        "policies.quota.default",
+        "34.0MB is below policies.message_size_limit (35.0MB)",
+    ),
+    (
+        "quota-default-above-maximum",
+        {"policies.quota.default": "1001MB"},
+        {"policies.quota.default": "1000MB"},
+        "policies.quota.default",
+        "is above policies.quota.maximum (1.0GB)",
+    ),
+    (
+        "queue-interval-over-an-hour",
+        {"policies.queue_interval": "61m"},
+        {"policies.queue_interval": "60m"},
+        "policies.queue_interval",
+        "61m is longer than 1h",
+    ),
+    (
+        "dns-ttl-read-as-zero",
+        {"policies.dns_ttl": 2**31},
+        {"policies.dns_ttl": 2**31 - 1},
+        "policies.dns_ttl",
+        "less than or equal to 2147483647",
+    ),
+    (
+        "smtp-ttl-read-as-zero",
+        {"policies.smtp_ttl": 2**31},
+        {"policies.smtp_ttl": 2**31 - 1},
+        "policies.smtp_ttl",
+        "less than or equal to 2147483647",
+    ),
+    (
+        # 99% is the model's last; the lab's quotas need half its stores, so 50% is its last.
+        "headroom-leaves-nothing",
+        {"policies.capacity_headroom_percent": 100},
+        {"policies.capacity_headroom_percent": 50},
+        "policies.capacity_headroom_percent",
+        "less than or equal to 99",
+    ),
+    (
+        "backup-server-is-a-replica",
+        {
+            "hosts[3].roles": ["store", "backup"],
+            "services.backup.hosts": ["backup-1", "store-1b"],
+            "services.store_pairs[1].backup": "store-1b",
+        },
+        {
+            "hosts[6].roles": ["backup"],
+            "services.backup.hosts": ["backup-1"],
+            "services.store_pairs[1].backup": "backup-1",
+        },
+        "services.backup.hosts[1]",
+        "host 'store-1b' is the replica of store pair 'cyrus-1'",
+    ),
+    (
+        "backup-server-smaller-than-its-pairs",
+        {"hosts[6].storage": SMALL_BACKUP},
+        {"hosts[6].storage": {**SMALL_BACKUP, "disk_size": "1.5GB"}},
+        "services.backup.hosts[0]",
+        "total 2.5 GB, more than the 1.8 GB usable on 'backup-1' after 10% headroom",
+    ),
+    (
+        "alias-to-the-hosts-domain",
+        {"domains.managed[0].aliases.help": ["fanf2@lab.test"]},
+        {"domains.managed[0].aliases.help": ["fanf2@hermes.lab.test"]},
+        "domains.managed[0].aliases.help",
+        "lab.test is the hosts' domain, which takes no mail",
+    ),
+    (
+        "list-member-in-the-hosts-domain",
+        {"services.lists.lists[0].members": ["dpc22", "root@lab.test"]},
+        {"services.lists.lists[0].members": ["dpc22", "root@example.org"]},
+        "services.lists.lists[0].members",
+        "'root@lab.test': lab.test is the hosts' domain",
+    ),
+]
+CASES += RELAY_AND_LIMIT_CASES
+
+
 @pytest.mark.parametrize(("refused", "accepted", "path", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_refused_beside_accepted(
     write_estate: WriteEstate, refused: dict[str, Any], accepted: dict[str, Any], path: str, words: str
@@ -312,10 +476,48 @@ def test_pairs_sharing_a_backup_give_a_partition_one_path(write_estate: WriteEst
     assert "same backup server 'backup-1'" in caught.value.problems[0].message
 
 
-def test_reserved_names_are_not_accounts(write_estate: WriteEstate) -> None:
-    load_estate(write_estate(accounts="fanf2\ndpc22\ncet1\nconfide\njmw41\nph10\nrjd4\npostmast\n"))
+LAB_USERS = "fanf2\ndpc22\ncet1\nconfide\njmw41\nph10\nrjd4\n"
+
+
+def test_no_quota_override_below_the_largest_message(write_estate: WriteEstate) -> None:
+    # The lab's message size limit is 35MB: a mailbox with less could never take such a message.
+    load_estate(write_estate(accounts=LAB_USERS.replace("rjd4", "rjd4 35MB")))
     with pytest.raises(EstateError) as caught:
-        load_estate(write_estate(accounts="fanf2\ndpc22\ncet1\nconfide\njmw41\nph10\nrjd4\npostmaster\nrepl\n"))
+        load_estate(write_estate(accounts=LAB_USERS.replace("rjd4", "rjd4 34MB")))
+    assert [str(p) for p in caught.value.problems] == [
+        "accounts: user 'rjd4' has quota 34000000 bytes, below policies.message_size_limit (35.0MB): "
+        "the mailbox could not take one largest message"
+    ]
+
+
+def test_cyrus_identities_and_service_accounts_are_not_accounts(write_estate: WriteEstate) -> None:
+    load_estate(write_estate(accounts=LAB_USERS + "anyone1\nrest-admin\n"))
+    with pytest.raises(EstateError) as caught:
+        load_estate(write_estate(accounts=LAB_USERS + "anyone\nanonymous\nrestadmin\n"))
+    assert [p.message for p in caught.value.problems] == [
+        "user 'anonymous' is a reserved name (Cyrus's identity of an anonymous login)",
+        "user 'anyone' is a reserved name (the IMAP ACL identifier of every user, RFC 4314: rights given to it go to all)",
+        "user 'restadmin' is a reserved name (Mailman's REST API administrator)",
+    ]
+
+
+def test_every_service_account_of_the_roles_is_reserved() -> None:
+    # A role's *_user default is an identity it logs in or administers as: an account of that
+    # name would be it (cyrus is an administrator on every store).
+    users = {
+        f"{defaults.parts[-3]}: {key}": value
+        for defaults in sorted((PROJECT_ROOT / "roles").glob("*/defaults/main.yml"))
+        for key, value in (yaml.safe_load(defaults.read_text()) or {}).items()
+        if key.endswith("_user")
+    }
+    assert users, "the roles' service accounts were not found"
+    assert {where: user for where, user in users.items() if user not in RESERVED_NAMES} == {}
+
+
+def test_reserved_names_are_not_accounts(write_estate: WriteEstate) -> None:
+    load_estate(write_estate(accounts=LAB_USERS + "postmast\n"))
+    with pytest.raises(EstateError) as caught:
+        load_estate(write_estate(accounts=LAB_USERS + "postmaster\nrepl\n"))
     assert [str(p) for p in caught.value.problems] == [
         "accounts: user 'postmaster' is a reserved name (RFC 5321 requires it in every mail domain)",
         "accounts: user 'repl' is a reserved name (the replication account on every store)",

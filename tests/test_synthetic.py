@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import yaml
 
+from hermes.errors import EstateError
 from hermes.loader import load_estate
 from hermes.paths import PROJECT_ROOT
 from hermes.synthetic import hermes_2007, usernames
@@ -28,6 +32,26 @@ def test_hermes_2007_has_the_seeds_numbers() -> None:
     assert int(estate.policies.message_size_limit) == 25_000_000
     ucs = next(d for d in estate.domains.managed if d.name == "ucs.cam.ac.uk")
     assert ucs.aliases["Tony.Finch"] == ["fanf2"]
+
+
+def test_the_backup_server_holds_every_pair(tmp_path: Path) -> None:
+    # Seed 003's "8TB backup server" (24 disks) could not hold the 9.68 TB of quota the eight
+    # pairs commit; the shelf of disks it grew (36) can.
+    estate, accounts = hermes_2007(1)
+    (backup,) = (h for h in estate["hosts"] if "backup" in h["roles"])
+    assert backup["storage"]["disks"] == 36
+    (tmp_path / estate["accounts"]).write_text(accounts)
+    path = tmp_path / "hermes-2007.yml"
+    path.write_text(yaml.safe_dump(estate))
+    assert load_estate(path).estate.services.backup.hosts == [backup["name"]]
+    backup["storage"]["disks"] = 24
+    path.write_text(yaml.safe_dump(estate))
+    with pytest.raises(EstateError) as caught:
+        load_estate(path)
+    assert [str(p) for p in caught.value.problems] == [
+        "services.backup.hosts[0]: quotas of the 37600 users of the pairs it backs up total 9682.0 GB, more than "
+        "the 7200.0 GB usable on 'backup-1' after 10% headroom (policies.capacity_headroom_percent)"
+    ]
 
 
 def test_usernames_are_deterministic_and_distinct() -> None:

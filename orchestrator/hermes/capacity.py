@@ -1,20 +1,21 @@
-"""How much of each store pair's RAID capacity the quotas promised on it would use."""
+"""How much of each store pair's, and each backup server's, RAID capacity the quotas promised
+on it would use. A backup server holds every mailbox of the pairs that replicate to it."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from hermes.model import Estate, StorePair
+from hermes.model import Estate
 
 
 @dataclass(frozen=True)
-class PairCapacity:
-    pair: str
+class Capacity:
+    name: str  # the store pair, or the backup server
     users: int
-    committed_bytes: int  # the sum of the quotas of the pair's users
-    usable_bytes: int  # the smaller usable RAID capacity of the two members
+    committed_bytes: int  # the sum of the quotas of the users held there
+    usable_bytes: int  # usable RAID capacity: a pair's smaller member, or the backup server's
     headroom_percent: int
 
     @property
@@ -30,12 +31,12 @@ class PairCapacity:
         return 100.0 * self.committed_bytes / self.usable_bytes if self.usable_bytes else float("inf")
 
 
-def _usable(estate: Estate, pair: StorePair) -> int:
-    sizes = [storage.usable_bytes for name in pair.members if (storage := estate.host(name).storage) is not None]
+def _usable(estate: Estate, hosts: tuple[str, ...]) -> int:
+    sizes = [storage.usable_bytes for name in hosts if (storage := estate.host(name).storage) is not None]
     return min(sizes, default=0)
 
 
-def pair_capacity(estate: Estate, accounts: Mapping[str, int | None], placement: Mapping[str, str]) -> list[PairCapacity]:
+def pair_capacity(estate: Estate, accounts: Mapping[str, int | None], placement: Mapping[str, str]) -> list[Capacity]:
     """Committed quota against usable capacity, per pair, in the estate's pair order."""
     default = int(estate.policies.quota.default)
     users: Counter[str] = Counter(placement.values())
@@ -45,6 +46,19 @@ def pair_capacity(estate: Estate, accounts: Mapping[str, int | None], placement:
             committed[placement[user]] += quota - default
     headroom = estate.policies.capacity_headroom_percent
     return [
-        PairCapacity(pair.name, users[pair.name], committed[pair.name], _usable(estate, pair), headroom)
+        Capacity(pair.name, users[pair.name], committed[pair.name], _usable(estate, pair.members), headroom)
         for pair in estate.services.store_pairs
     ]
+
+
+def backup_capacity(estate: Estate, pairs: Sequence[Capacity]) -> list[Capacity]:
+    """Per backup server, in the estate's order: the committed quota of every pair backed up
+    there (``pairs``: pair_capacity's answer) against the server's usable capacity."""
+    backup_of = {pair.name: pair.backup for pair in estate.services.store_pairs}
+    headroom = estate.policies.capacity_headroom_percent
+    rows = []
+    for host in estate.services.backup.hosts:
+        held = [row for row in pairs if backup_of[row.name] == host]
+        users, committed = sum(row.users for row in held), sum(row.committed_bytes for row in held)
+        rows.append(Capacity(host, users, committed, _usable(estate, (host,)), headroom))
+    return rows

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 import netaddr
 
 from hermes.accounts import Accounts
-from hermes.capacity import pair_capacity
+from hermes.capacity import backup_capacity, pair_capacity
 from hermes.errors import Problem
 from hermes.model import Estate, Role, letters_of
-from hermes.model.domains import qualified
+from hermes.model.domains import RoleAddresses, qualified
 from hermes.model.services import LIST_SUFFIXES
 
 Check = Callable[[Estate, Accounts], list[Problem]]
@@ -39,6 +39,7 @@ def unique_names(estate: Estate, accounts: Accounts) -> list[Problem]:
         *_unique("hosts", (h.name for h in estate.hosts), "host name"),
         *_unique("services.store_pairs", (p.name for p in estate.services.store_pairs), "store pair"),
         *_unique("domains.managed", (d.name for d in estate.domains.managed), "managed domain"),
+        *_unique("services.mx.relay_networks", (r.name for r in estate.services.mx.relay_networks), "relay network"),
     ]
 
 
@@ -139,6 +140,25 @@ def store_pairs(estate: Estate, accounts: Accounts) -> list[Problem]:
     return problems
 
 
+def backup_servers(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """A backup server is no pair's master or replica: one machine's failure would take a copy
+    of the pair's mail and its backup at once. Seed 003 counts six copies on three machines and
+    tape (each member's RAID holds two, the backup server one, tape one)."""
+    member = {
+        name: (pair.name, field)
+        for pair in estate.services.store_pairs
+        for field, name in (("master", pair.master), ("replica", pair.replica))
+    }
+    return [
+        Problem(
+            f"services.backup.hosts[{i}]",
+            f"host {name!r} is the {member[name][1]} of store pair {member[name][0]!r}: a backup server is no pair's member",
+        )
+        for i, name in enumerate(estate.services.backup.hosts)
+        if name in member
+    ]
+
+
 def backup_partitions(estate: Estate, accounts: Accounts) -> list[Problem]:
     """A backup server holds the partitions of every pair it backs up: one name, one directory."""
     problems = []
@@ -165,6 +185,32 @@ def directory_hosts(estate: Estate, accounts: Accounts) -> list[Problem]:
         for i, name in enumerate(estate.services.directory.hosts)
         if name in hubs
     ]
+
+
+def _overlap(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
+    return bool(a.version == b.version and a.first <= b.last and b.first <= a.last)
+
+
+def relay_networks(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """Relay networks are client networks: one that overlaps the estate's own networks (where its
+    stores and webmail hosts are, or will be, addressed) must say so, and only such a one."""
+    problems = []
+    for i, relay in enumerate(estate.services.mx.relay_networks):
+        path = f"services.mx.relay_networks[{i}]"
+        overlapped = [n.name for n in estate.networks if _overlap(relay.subnet, n.subnet)]
+        if overlapped and not relay.covers_estate_hosts:
+            problems.append(
+                Problem(
+                    f"{path}.subnet",
+                    f"{relay.subnet} overlaps the estate's network {', '.join(overlapped)}: the estate's own hosts there "
+                    "would relay without authenticating; set covers_estate_hosts: true if that is meant",
+                )
+            )
+        elif relay.covers_estate_hosts and not overlapped:
+            problems.append(
+                Problem(f"{path}.covers_estate_hosts", f"{relay.subnet} overlaps none of the estate's networks: remove it")
+            )
+    return problems
 
 
 def placement(estate: Estate, accounts: Accounts) -> list[Problem]:
@@ -195,27 +241,47 @@ def placement(estate: Estate, accounts: Accounts) -> list[Problem]:
 
 
 def quotas(estate: Estate, accounts: Accounts) -> list[Problem]:
-    maximum = estate.policies.quota.maximum
-    return [
-        Problem("accounts", f"user {user!r} has quota {quota} bytes, above policies.quota.maximum ({maximum.human_readable()})")
+    """Every quota, the default's and each override, lies between the largest message (a
+    mailbox with less could never take it) and the maximum."""
+    maximum, floor = estate.policies.quota.maximum, estate.policies.message_size_limit
+
+    def outside(size: int) -> str | None:
+        if size > maximum:
+            return f"above policies.quota.maximum ({maximum.human_readable(decimal=True)})"
+        if size < floor:
+            return (
+                f"below policies.message_size_limit ({floor.human_readable(decimal=True)}): "
+                "the mailbox could not take one largest message"
+            )
+        return None
+
+    default = estate.policies.quota.default
+    problems = []
+    if (why := outside(default)) is not None:
+        problems.append(Problem("policies.quota.default", f"{default.human_readable(decimal=True)} is {why}"))
+    problems += [
+        Problem("accounts", f"user {user!r} has quota {quota} bytes, {why}")
         for user, quota in accounts.items()
-        if quota is not None and quota > maximum
+        if quota is not None and (why := outside(quota)) is not None
     ]
+    return problems
 
 
-# Names no account may take: the role addresses every mail domain must have (RFC 5321 4.5.1,
-# RFC 2142) and the store's service accounts (roles/cyrus_store: admin and replication).
+# Names no account may take, each with why: the role addresses every mail domain answers
+# (RFC 2142; RFC 5321 4.5.1 for postmaster), the bounce sender and root, the identities Cyrus
+# gives every store (roles/cyrus_store: its administrator, the replication account, and the ACL
+# identifiers of everyone and of an anonymous login) and Mailman's REST administrator
+# (roles/mailman). A test checks every *_user default of the roles is here.
 RESERVED_NAMES = {
+    **dict.fromkeys(RoleAddresses.model_fields, "RFC 2142 role address, answered in every mail domain"),
     "postmaster": "RFC 5321 requires it in every mail domain",
-    "abuse": "RFC 2142 role address",
-    "hostmaster": "RFC 2142 role address",
-    "webmaster": "RFC 2142 role address",
-    "noc": "RFC 2142 role address",
-    "security": "RFC 2142 role address",
     "mailer-daemon": "the sender of bounces",
     "root": "the system administrator",
     "cyrus": "the Cyrus administrator on every store",
     "repl": "the replication account on every store",
+    "anyone": "the IMAP ACL identifier of every user, RFC 4314: rights given to it go to all",
+    "anonymous": "Cyrus's identity of an anonymous login",
+    "restadmin": "Mailman's REST API administrator",
 }
 
 
@@ -270,12 +336,15 @@ def aliases(estate: Estate, accounts: Accounts) -> list[Problem]:
 def _missing_targets(
     estate: Estate, accounts: Accounts, managed: Mapping[str, Mapping[str, list[str]]], path: str, targets: list[str]
 ) -> list[Problem]:
-    """Problems of alias targets that lead nowhere: an unknown user or managed alias."""
+    """Problems of alias targets that lead nowhere: an unknown user, managed alias or list, or
+    the hosts' domain, which takes no mail (it has no MX, and the hubs do not accept it)."""
     problems = []
     for target in targets:
         user, _, where = target.partition("@")
         if not where and target not in accounts:
             problems.append(Problem(path, f"target {target!r} is not in the accounts file"))
+        elif where == estate.domains.hosts:
+            problems.append(Problem(path, f"target {target!r}: {where} is the hosts' domain, which takes no mail"))
         elif where == estate.domains.mail and user not in accounts:
             problems.append(Problem(path, f"target {target!r}: {user!r} is not in the accounts file"))
         elif where in managed and user.lower() not in managed[where]:
@@ -352,8 +421,10 @@ CHECKS: tuple[Check, ...] = (
     host_locations,
     service_hosts,
     store_pairs,
+    backup_servers,
     backup_partitions,
     directory_hosts,
+    relay_networks,
     mailing_lists,
     placement,
     quotas,
@@ -364,18 +435,30 @@ CHECKS: tuple[Check, ...] = (
 
 
 def check_capacity(estate: Estate, accounts: Accounts, users: Mapping[str, str]) -> list[Problem]:
-    """Run last: it needs a complete placement."""
+    """Run last: it needs a complete placement. Each pair's quotas fit each member, and every
+    pair a backup server backs up fits it."""
     index = {pair.name: i for i, pair in enumerate(estate.services.store_pairs)}
-    return [
+    pairs = pair_capacity(estate, accounts, users)
+    headroom = "headroom (policies.capacity_headroom_percent)"
+    problems = [
         Problem(
-            f"services.store_pairs[{index[c.pair]}]",
+            f"services.store_pairs[{index[c.name]}]",
             f"quotas of its {c.users} users total {c.committed_bytes / 1e9:.1f} GB, more than the "
-            f"{c.limit_bytes / 1e9:.1f} GB usable on each member after "
-            f"{c.headroom_percent}% headroom (policies.capacity_headroom_percent)",
+            f"{c.limit_bytes / 1e9:.1f} GB usable on each member after {c.headroom_percent}% {headroom}",
         )
-        for c in pair_capacity(estate, accounts, users)
+        for c in pairs
         if not c.fits
     ]
+    problems += [
+        Problem(
+            f"services.backup.hosts[{i}]",
+            f"quotas of the {c.users} users of the pairs it backs up total {c.committed_bytes / 1e9:.1f} GB, more "
+            f"than the {c.limit_bytes / 1e9:.1f} GB usable on {c.name!r} after {c.headroom_percent}% {headroom}",
+        )
+        for i, c in enumerate(backup_capacity(estate, pairs))
+        if not c.fits
+    ]
+    return problems
 
 
 def dns_forwarders(estate: Estate, addresses: Mapping[str, netaddr.IPAddress]) -> list[Problem]:

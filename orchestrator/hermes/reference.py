@@ -27,29 +27,38 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
 
 ## Rules across objects
 
-- Names of sites, networks, hosts, store pairs and managed domains are unique; no two hosts share
-  an address; pinned addresses lie inside their network and are not its network, broadcast or
-  gateway address. Unpinned hosts get a stable address derived from their name (pin one to make
-  it permanent).
+- Names of sites, networks, hosts, store pairs, managed domains and relay networks are unique;
+  no two hosts share an address; pinned addresses lie inside their network and are not its
+  network, broadcast or gateway address. Unpinned hosts get a stable address derived from their
+  name (pin one to make it permanent).
 - Every host's site, rack and network exist; store and backup hosts describe their RAID storage.
 - Every host a service names exists and carries that service's role, and every role a host
   carries is used by a service.
 - A store pair's master and replica are different hosts, in different racks on different power
   feeds (an error, not a warning: a hot spare must survive what takes the master down); a host
   belongs to at most one pair; each pair replicates to a host of `services.backup`. A mail hub
-  (`mx`) is never a pair member. Pairs sharing a backup server give a partition of the same name
-  the same path.
+  (`mx`) is never a pair member, nor is a backup server. Pairs sharing a backup server give a
+  partition of the same name the same path.
+- A relay network that overlaps one of the estate's networks says so (`covers_estate_hosts:
+  true`), and only such a one.
 - Every letter a-z is placed on exactly one existing pair; overrides name existing users and pairs.
-- Quota overrides do not exceed `policies.quota.maximum`.
+- Every quota, `policies.quota.default` and each override, lies between
+  `policies.message_size_limit` and `policies.quota.maximum`.
 - Alias targets exist: a target without `@` is an account; an address in the accounts' domain
-  names an account; an address in a managed domain names an alias there (case-insensitive); no
-  chain of aliases leads back to where it started.
+  names an account; an address in a managed domain names an alias there (case-insensitive); one
+  in the lists' domain names a list; none is in the hosts' domain; no chain of aliases leads back
+  to where it started.
 - The hosts', accounts' and lists' domains are three different domains, and no managed domain is
   the hosts', accounts' or lists' domain.
 - No account takes a reserved name: the role addresses (postmaster, abuse, hostmaster,
-  webmaster, noc, security, mailer-daemon, root) or the stores' service accounts (cyrus, repl).
-- Capacity: the quotas of a pair's users fit the usable RAID capacity of each member, less
+  webmaster, noc, security), mailer-daemon, root, the stores' service accounts and ACL
+  identities (cyrus, repl, anyone, anonymous) or Mailman's administrator (restadmin).
+- Capacity: the quotas of a pair's users fit the usable RAID capacity of each member, and those
+  of every pair a backup server backs up fit the backup server's, less
   `policies.capacity_headroom_percent`.
+
+`docs/security.md` says why each refusal that keeps an estate safe is there, and which test
+proves it.
 
 ## Fields
 """

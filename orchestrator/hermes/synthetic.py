@@ -2,7 +2,8 @@
 
 ``hermes_2007(scale=1)`` gives the estate the seeds describe (30 servers, 37,600
 accounts with Cambridge-style usernames, 198 managed domains, RAID10 stores, a
-backup server); ``scale=10`` and ``scale=100`` multiply accounts, domains and
+backup server, grown by a shelf of disks as seed 003 says it was, so it holds the
+quota of every pair); ``scale=10`` and ``scale=100`` multiply accounts, domains and
 hosts. The same scale always gives the same files.
 """
 
@@ -227,10 +228,10 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
         hosts.append(host(f"{pair}a", 0, i, "store", ["store"], storage=store))
         hosts.append(host(f"{pair}b", 1, i + 1, "store", ["store"], storage=store))
     backups = [f"backup-{i + 1}" for i in range(scale)]
-    hosts += [
-        host(name, 1, i, "store", ["backup"], storage={"disks": 24, "disk_size": "400GB", "raid": "raid6", "hot_spares": 2})
-        for i, name in enumerate(backups)
-    ]
+    # Seed 003's "8TB backup server" (24 disks, RAID6 with two hot spares) "before it grew another
+    # shelf of disks": with that shelf (12 more) it holds the 9.7 TB of quota its pairs commit.
+    backup = {"disks": 36, "disk_size": "400GB" if scale == 1 else f"{400 * scale}GB", "raid": "raid6", "hot_spares": 2}
+    hosts += [host(name, 1, i, "store", ["backup"], storage=backup) for i, name in enumerate(backups)]
     hosts += [host(f"webmail-{i + 1}", i % 2, i, "access", ["webmail"]) for i in range(webmail_count)]
     hosts += [host(f"lists-{i + 1}", i % 2, i, "access", ["lists"]) for i in range(2 * scale)]
     # The first two DNS hosts also hold the directory (provider and replica), which keeps the
@@ -265,7 +266,9 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
         ],
         "hosts": hosts,
         "services": {
-            "mx": {"hosts": pool("ppsw-"), "relay_networks": ["172.16.0.0/12"]},
+            # The departmental mail servers (seed 003: 63 of them) send through ppswitch; their
+            # network is none of the estate's own.
+            "mx": {"hosts": pool("ppsw-"), "relay_networks": [{"name": "departmental-servers", "subnet": "172.20.0.0/16"}]},
             "store_pairs": [
                 {"name": p, "master": f"{p}a", "replica": f"{p}b", "live": f"{p}a", "backup": backups[i % len(backups)]}
                 for i, p in enumerate(pairs)

@@ -6,7 +6,7 @@ from collections import Counter
 
 from rich.table import Table
 
-from hermes.capacity import pair_capacity
+from hermes.capacity import backup_capacity, pair_capacity
 from hermes.loader import LoadedEstate
 
 
@@ -73,10 +73,11 @@ def placement_table(loaded: LoadedEstate) -> Table:
 
 
 def capacity_table(loaded: LoadedEstate) -> Table:
-    table = Table("pair", "users", "quota committed", "usable per member", "limit", "used", title="Capacity per pair")
-    for row in pair_capacity(loaded.estate, loaded.accounts, loaded.placement):
+    table = Table("pair / backup server", "users", "quota committed", "usable", "limit", "used", title="Capacity")
+    pairs = pair_capacity(loaded.estate, loaded.accounts, loaded.placement)
+    for row in [*pairs, *backup_capacity(loaded.estate, pairs)]:
         table.add_row(
-            row.pair,
+            row.name,
             f"{row.users:,}",
             _gb(row.committed_bytes),
             _gb(row.usable_bytes),

@@ -47,11 +47,8 @@ class PairMembers(Protocol):
 
 
 def channels(pair: PairMembers) -> tuple[Channel, ...]:
-    """The live member's channels: to its spare, and to the backup server unless the spare is it."""
-    found = [Channel(REPLICA_CHANNEL, pair.live, pair.spare)]
-    if pair.backup not in (pair.spare, pair.live):
-        found.append(Channel(BACKUP_CHANNEL, pair.live, pair.backup))
-    return tuple(found)
+    """The live member's channels: to its spare, and to the backup server (never a pair member)."""
+    return (Channel(REPLICA_CHANNEL, pair.live, pair.spare), Channel(BACKUP_CHANNEL, pair.live, pair.backup))
 
 
 def pair_of(estate: Estate, host: str) -> StorePair | None:
@@ -59,7 +56,7 @@ def pair_of(estate: Estate, host: str) -> StorePair | None:
 
 
 def store_role(estate: Estate, host: str) -> StoreRole | None:
-    """A pair member is live or spare (even if it is a backup server too); else backup, or nothing."""
+    """A pair member is live or spare; a backup server (never a pair member) is backup; else nothing."""
     pair = pair_of(estate, host)
     if pair is not None:
         return StoreRole.LIVE if pair.live == host else StoreRole.SPARE

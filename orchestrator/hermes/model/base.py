@@ -30,8 +30,6 @@ DomainName = Annotated[
 # Sizes are written as in the seeds ("250MB", "1GB", "25MiB"): MB is 10^6 bytes, MiB 2^20.
 Size = Annotated[ByteSize, Field(description="a size such as 250MB (10^6 bytes) or 25MiB (2^20 bytes)")]
 
-Percent = Annotated[int, Field(ge=0, le=100)]
-
 
 class StrictModel(BaseModel):
     """Every model forbids unknown fields and is immutable once validated."""

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import ByteSize, Field, model_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 
-from hermes.model.base import DomainName, Percent, Size, StrictModel
+from hermes.model.base import DomainName, Size, StrictModel
+
+# A TTL above 2^31 - 1 is read as 0 (RFC 2181 section 8).
+MAX_TTL = 2**31 - 1
+MAX_QUEUE_INTERVAL_SECONDS = 3600
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 
 class Quota(StrictModel):
-    default: Size = Field(default=ByteSize(250_000_000), description="quota of an account without an override")
+    default: Size = Field(
+        default=ByteSize(250_000_000),
+        description="quota of an account without an override: at most maximum, and at least "
+        "policies.message_size_limit (else a new mailbox could not take one largest message)",
+    )
     maximum: Size = Field(default=ByteSize(1_000_000_000), description="largest quota any account may have")
     warning_percent: int = Field(
         default=90, ge=1, le=99, description="usage (1-99%) at which the user is warned: an IMAP alert and one message"
     )
-
-    @model_validator(mode="after")
-    def _default_within_maximum(self) -> Quota:
-        if self.default > self.maximum:
-            raise ValueError(f"default quota {self.default.human_readable()} exceeds maximum {self.maximum.human_readable()}")
-        return self
 
 
 class TlsMode(StrEnum):
@@ -140,10 +143,26 @@ class Policies(StrictModel):
         default_factory=lambda: RateLimit(messages=500, period="1h"), description="messages per authenticated sender"
     )
     queue_interval: str = Field(
-        default="5m", pattern=r"^[1-9][0-9]*[smh]$", description="how often the MTA retries deferred mail"
+        default="5m",
+        pattern=r"^[1-9][0-9]*[smh]$",
+        description="how often the MTA retries deferred mail, at most 1h: mail held for a store that is down is "
+        "retried only this often once it is back, and the Internet's retry rules start at every 15m",
     )
-    capacity_headroom_percent: Percent = Field(
-        default=10, description="share of each store's usable RAID capacity kept free beyond all quotas"
+    capacity_headroom_percent: int = Field(
+        default=10,
+        ge=0,
+        le=99,
+        description="share (0-99%) of each store's and backup server's usable RAID capacity kept free beyond all quotas",
     )
-    smtp_ttl: int = Field(default=60, ge=1, description="TTL of the round-robin smtp name, short so hosts can leave quickly")
-    dns_ttl: int = Field(default=3600, ge=1, description="TTL of every other record")
+    smtp_ttl: int = Field(
+        default=60, ge=1, le=MAX_TTL, description="TTL of the round-robin smtp name, short so hosts can leave quickly"
+    )
+    dns_ttl: int = Field(default=3600, ge=1, le=MAX_TTL, description="TTL of every other record")
+
+    @field_validator("queue_interval")
+    @classmethod
+    def _queue_runs_often_enough(cls, interval: str) -> str:
+        seconds = int(interval[:-1]) * _SECONDS[interval[-1]]
+        if seconds > MAX_QUEUE_INTERVAL_SECONDS:
+            raise ValueError(f"{interval} is longer than 1h: deferred mail would wait that long between retries")
+        return interval

@@ -101,9 +101,11 @@ class MtaFacts(Facts):
     )
     lists: list[str] = fact("services.lists.lists[].name", "the lists: no other address of the lists' domain is accepted")
     store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
-    relay_networks: list[str] = fact("services.mx.relay_networks", "networks that may relay without authenticating")
+    relay_networks: list[str] = fact(
+        "services.mx.relay_networks[].subnet", "client networks that may relay without authenticating"
+    )
     never_relay_hosts: list[str] = fact(
-        "networks[].gateway",
+        "networks[].gateway, services.mx.relay_networks[].subnet",
         "the routers inside the relay networks: traffic routed or translated in from outside may come from them",
     )
     message_size_limit_bytes: int = fact("policies.message_size_limit", "largest message accepted")
@@ -348,6 +350,7 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
     estate = loaded.estate
     policies = estate.policies
     address = {name: str(a) for name, a in loaded.addresses.items()}
+    relays = [relay.subnet for relay in estate.services.mx.relay_networks]
     return MtaFacts(
         mail_domain=estate.domains.mail,
         managed_domains={
@@ -358,10 +361,9 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
         lists=sorted(m.name for m in estate.services.lists.lists),
         store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
-        relay_networks=[str(n) for n in estate.services.mx.relay_networks],
+        relay_networks=[str(subnet) for subnet in relays],
         never_relay_hosts=sorted(
-            {str(n.router) for n in estate.networks if any(n.router in relay for relay in estate.services.mx.relay_networks)},
-            key=netaddr.IPAddress,
+            {str(n.router) for n in estate.networks if any(n.router in subnet for subnet in relays)}, key=netaddr.IPAddress
         ),
         message_size_limit_bytes=int(policies.message_size_limit),
         ports={name: SmtpListener(**port.model_dump(mode="json")) for name, port in policies.ports.smtp_ports().items()},
