@@ -848,12 +848,33 @@ def test_deploy_shows_each_hosts_progress_on_stderr(
 
 # A real run through ansible-runner, on two local hosts: counted as Ansible's own recap counts it.
 
-PROBE = """\
-- name: Probe play
-  hosts: all
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+
+def probe_play(section: str) -> str:
+    """A local playbook of one play on every host, with ``section`` (its tasks or roles) after the header."""
+    header = (
+        "- name: Probe play\n  hosts: all\n  gather_facts: false\n"
+        '  vars:\n    ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+    )
+    return header + section
+
+
+def local_call(project: Path, runs: Path, hosts: str, *arguments: str) -> RunnerCall:
+    """The ansible-runner call running ``project``/probe.yml on ``hosts`` (Ansible's "a,b," form) locally."""
+    return RunnerCall(
+        private_data_dir=str(runs / "probe"),
+        project_dir=str(project),
+        playbook=str(project / "probe.yml"),
+        inventory=[hosts],
+        limit=None,
+        cmdline=shlex.join(["--connection=local", *arguments]),
+        envvars={"PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"},
+        extravars=None,
+        passwords=None,
+    )
+
+
+PROBE = probe_play(
+    """\
   tasks:
     - name: Fine
       ansible.builtin.command: "true"
@@ -876,23 +897,14 @@ PROBE = """\
       ansible.builtin.command: "true"
       changed_when: false
 """
+)
 
 
 def test_a_real_run_is_counted_as_ansible_recaps_it(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "probe.yml").write_text(PROBE)
-    call = RunnerCall(
-        private_data_dir=str(tmp_path / "runs" / "probe"),
-        project_dir=str(project),
-        playbook=str(project / "probe.yml"),
-        inventory=["one,two,"],
-        limit=None,
-        cmdline="--connection=local",
-        envvars={"PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"},
-        extravars=None,
-        passwords=None,
-    )
+    call = local_call(project, tmp_path / "runs", "one,two,")
     tallies: list[Tally] = []
     with pytest.raises(RunFailed) as failure:
         run_playbook(call, SUBJECT, tallies.append)

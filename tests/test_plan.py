@@ -7,7 +7,6 @@ import copy
 import io
 import itertools
 import json
-import os
 import secrets
 import shlex
 from pathlib import Path
@@ -16,13 +15,14 @@ from typing import Any
 
 import ansible_runner
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
 from hermes import cli
-from hermes.deploy import RunnerCall
 from hermes.plan import MASK, PRIVATE_KEY_HIDDEN, Mask, Plan, TaskChange, task_change, unified_diff, vault_secrets
 from hermes.runner import run_playbook
-from tests.test_deploy import SUBJECT, VENV_BIN, hermesctl, rendered_estate, site_files
+from tests.test_deploy import SUBJECT, hermesctl, local_call, probe_play, rendered_estate, site_files
 
 runner = CliRunner()
 
@@ -232,8 +232,11 @@ def test_a_no_log_result_shows_no_diff_whatever_is_left_in_it() -> None:
 
 # Secrets.
 
+# Made at each run, as a real key file's text: no key is kept in the repository.
 KEY = (
-    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\nsecretbase64body\n-----END PRIVATE KEY-----\n"
+    ec.generate_private_key(ec.SECP256R1())
+    .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    .decode()
 )
 CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMA0x\n-----END CERTIFICATE-----\n"
 VAULT = {
@@ -310,15 +313,7 @@ def test_the_plan_masked_and_as_json() -> None:
 
 # A real run through ansible-runner in check mode: the events the runner hands over carry the diffs.
 
-PROBE = """\
-- name: Probe play
-  hosts: all
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - probe
-"""
+PROBE = probe_play("  roles:\n    - probe\n")
 PROBE_TASKS = """\
 - name: A file
   ansible.builtin.copy:
@@ -348,17 +343,7 @@ def test_a_check_run_hands_over_each_changed_task(tmp_path: Path) -> None:
     probe_dir = tmp_path / "hosts"
     probe_dir.mkdir()
     (probe_dir / "existing.conf").write_text("x = 1\n")
-    call = RunnerCall(
-        private_data_dir=str(tmp_path / "runs" / "probe"),
-        project_dir=str(project),
-        playbook=str(project / "probe.yml"),
-        inventory=["one,"],
-        limit=None,
-        cmdline=shlex.join(["--connection=local", "--check", "--diff", f"--extra-vars=probe_dir={probe_dir}"]),
-        envvars={"PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"},
-        extravars=None,
-        passwords=None,
-    )
+    call = local_call(project, tmp_path / "runs", "one,", "--check", "--diff", f"--extra-vars=probe_dir={probe_dir}")
     changes: list[TaskChange] = []
     summary = run_playbook(call, SUBJECT, lambda _: None, lambda e: changes.extend(filter(None, [task_change(e)])))
     assert [(c.host, c.task) for c in changes] == [("one", "probe : A file"), ("one", "probe : Lines")]
