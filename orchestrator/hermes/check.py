@@ -167,19 +167,24 @@ def _smtp_in(context: Context, mx: str) -> str:
     return f"accepted for {', '.join(recipients)}"
 
 
-def _submission(context: Context, mx: str) -> str:
-    """Submission with AUTH as the first pair's user, to the last pair's."""
+def _submit(context: Context, mx: str, user: str) -> smtplib.SMTP:
+    """A session on the MX's submission port (or smtps when submission is off), logged in as ``user``."""
     ports = context.loaded.estate.policies.ports
-    sender, recipient = next(iter(context.users.by_pair.values())), list(context.users.by_pair.values())[-1]
     smtp: smtplib.SMTP
     if ports.submission.enabled:
         smtp = smtplib.SMTP(context.address(mx), ports.submission.port, timeout=TIMEOUT)
         smtp.starttls(context=context.tls)
     else:
         smtp = smtplib.SMTP_SSL(context.address(mx), ports.smtps.port, timeout=TIMEOUT, context=context.tls)
-    with smtp:
-        smtp.ehlo()
-        smtp.login(sender, context.users.passwords[sender])
+    smtp.ehlo()
+    smtp.login(user, context.users.passwords[user])
+    return smtp
+
+
+def _submission(context: Context, mx: str) -> str:
+    """Submission with AUTH as the first pair's user, to the last pair's."""
+    sender, recipient = next(iter(context.users.by_pair.values())), list(context.users.by_pair.values())[-1]
+    with _submit(context, mx, sender) as smtp:
         message, token = _message(context, context.mailbox(sender), context.mailbox(recipient), f"submitted via {mx}")
         smtp.send_message(message)
     context.expected.setdefault(recipient, set()).add(token)
@@ -288,7 +293,8 @@ def _webmail(context: Context, host: str) -> str:
     name = f"webmail.{context.loaded.estate.domains.hosts}"
     cookies: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
 
-    def request(method: str, path: str, body: str | None = None) -> http.client.HTTPResponse:
+    def request(method: str, path: str, body: str | None = None) -> tuple[int, str, bytes]:
+        """(status, Location, body), keeping the cookies it sets."""
         connection = http.client.HTTPSConnection(context.address(host), 443, timeout=TIMEOUT, context=context.tls)
         headers = {"Host": name, "Cookie": "; ".join(f"{k}={v.value}" for k, v in cookies.items())}
         if body is not None:
@@ -297,23 +303,22 @@ def _webmail(context: Context, host: str) -> str:
         response = connection.getresponse()
         for header in response.msg.get_all("Set-Cookie") or []:
             cookies.load(header)
-        response.body = response.read()  # type: ignore[attr-defined]
+        answer = (response.status, response.getheader("Location") or "", response.read())
         connection.close()
-        return response
+        return answer
 
-    page = request("GET", "/")
-    match = re.search(rb'name="_token" value="([^"]+)"', page.body)  # type: ignore[attr-defined]
-    if page.status != 200 or match is None:
-        raise ProbeFailed(f"GET / gave {page.status} without Roundcube's login form")
+    status, _, page = request("GET", "/")
+    match = re.search(rb'name="_token" value="([^"]+)"', page)
+    if status != 200 or match is None:
+        raise ProbeFailed(f"GET / gave {status} without Roundcube's login form")
     form = {"_token": match.group(1).decode(), "_task": "login", "_action": "login", "_timezone": "UTC", "_url": ""}
     form |= {"_user": user, "_pass": context.users.passwords[user]}
-    login = request("POST", "/?_task=login", urllib.parse.urlencode(form))
-    location = login.getheader("Location") or ""
-    if login.status != 302 or "_task=mail" not in location:
-        raise ProbeFailed(f"login as {user} gave {login.status} {location or 'without a redirect'}")
-    inbox = request("GET", urllib.parse.urlsplit(location)._replace(scheme="", netloc="").geturl() or "/?_task=mail")
-    if inbox.status != 200 or b"mailboxlist" not in inbox.body:  # type: ignore[attr-defined]
-        raise ProbeFailed(f"after login, the mailbox page gave {inbox.status} without the folder list")
+    status, location, _ = request("POST", "/?_task=login", urllib.parse.urlencode(form))
+    if status != 302 or "_task=mail" not in location:
+        raise ProbeFailed(f"login as {user} gave {status} {location or 'without a redirect'}")
+    status, _, inbox = request("GET", urllib.parse.urlsplit(location)._replace(scheme="", netloc="").geturl() or "/?_task=mail")
+    if status != 200 or b"mailboxlist" not in inbox:
+        raise ProbeFailed(f"after login, the mailbox page gave {status} without the folder list")
     return f"{user} logged in and saw the folder list"
 
 
@@ -332,10 +337,7 @@ def _list_post(context: Context, mx: str) -> str:
     else:
         raise ProbeFailed("no list has a probe user among its members")
     sender, address = posters[0], f"{mailing_list.name}@{estate.services.lists.domain}"
-    ports = estate.policies.ports
-    with smtplib.SMTP(context.address(mx), ports.submission.port, timeout=TIMEOUT) as smtp:
-        smtp.starttls(context=context.tls)
-        smtp.login(sender, context.users.passwords[sender])
+    with _submit(context, mx, sender) as smtp:
         message, token = _message(context, context.mailbox(sender), address, f"post to {address}")
         smtp.send_message(message)
     for reader in readers:

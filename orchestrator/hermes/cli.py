@@ -269,6 +269,23 @@ class _Deployment:
     subject: RunSubject
 
 
+def _target(
+    loaded: LoadedEstate, site: tuple[Path, Path] | None, vault_password_file: Path | None, ssh_user: str | None
+) -> Target:
+    """The lab (its vault and SSH access), or a real estate's vault, password and certificates."""
+    from hermes.deploy import LabTarget, PromptedPassword, SiteTarget
+    from hermes.lab.ssh import lab_ssh
+    from hermes.lab.vault import ensure_lab_vault
+
+    name = loaded.estate.name
+    if site is None:
+        return LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts), lab_ssh(LAB_STATE / name))
+    # Asked only now, once the command can go ahead; typed input is never echoed. On stderr:
+    # stdout is for the results (--json).
+    password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True, err=True))
+    return SiteTarget(site[0], password, site[1], ssh_user)
+
+
 def _deployment(
     estate: Path,
     output: Path | None,
@@ -283,9 +300,8 @@ def _deployment(
 ) -> _Deployment:
     """What deploy and plan share: the options checked, the estate rendered, the target made
     (asking for the vault password if need be), the prechecks and the runner call."""
-    from hermes.deploy import DeployEstate, LabTarget, PromptedPassword, SiteTarget, runner_call
+    from hermes.deploy import DeployEstate, runner_call
     from hermes.lab.ssh import lab_ssh
-    from hermes.lab.vault import ensure_lab_vault
     from hermes.precheck import passed, precheck
     from hermes.summary import run_subject
 
@@ -296,17 +312,9 @@ def _deployment(
     render_diff = diff(committed, files)
     inventory = inventory_for(committed, files, render_diff)
     name = loaded.estate.name
-    target: Target
-    if site is None:
-        ssh = lab_ssh(LAB_STATE / name)
-        if not ssh.known_hosts.is_file():
-            raise UsageError(f"--lab: the {name} lab has no SSH access yet ({ssh.known_hosts}): run hermesctl lab up first")
-        target = LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts), ssh)
-    else:
-        # Asked only now, once the deployment can go ahead; typed input is never echoed. On
-        # stderr: stdout is for the results (--json).
-        password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True, err=True))
-        target = SiteTarget(site[0], password, site[1], ssh_user)
+    if site is None and not (known_hosts := lab_ssh(LAB_STATE / name).known_hosts).is_file():
+        raise UsageError(f"--lab: the {name} lab has no SSH access yet ({known_hosts}): run hermesctl lab up first")
+    target = _target(loaded, site, vault_password_file, ssh_user)
     # What the controller can tell is wrong stops the deploy before any host is touched.
     findings = precheck(loaded, target, LAB_STATE / "pki" if site is None else site[1])
     for warning in findings.warnings:
@@ -480,18 +488,10 @@ def plan_command(
 @app.command("check")
 def check_command(
     estate: EstateOption = DEFAULT_ESTATE,
-    lab: Annotated[bool, typer.Option("--lab", help="The local lab (its vault, CA and containers).")] = False,
-    vault: Annotated[
-        Path | None,
-        typer.Option(help="A real estate's ansible-vault file (its users' passwords).", exists=True, dir_okay=False),
-    ] = None,
-    vault_password_file: Annotated[
-        Path | None, typer.Option(help="The vault's password file (default: ask).", exists=True, dir_okay=False)
-    ] = None,
-    certificates: Annotated[
-        Path | None,
-        typer.Option(help="A real estate's certificate directory (its ca.crt verifies every TLS probe).", file_okay=False),
-    ] = None,
+    lab: LabOption = False,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
     ssh_user: Annotated[str, typer.Option(help="Without --lab: the SSH login on the store hosts.")] = "root",
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
@@ -501,31 +501,20 @@ def check_command(
     import ssl
 
     from hermes.check import Context, Result, document, plan_probes, probe_users, run
-    from hermes.lab.vault import ensure_lab_vault, file_secret, read_vault, typed_secret
+    from hermes.precheck import read_target_vault
     from hermes.store.runner import CommandRunner, PodmanRunner, SshRunner
 
     with reporting():
+        # The store hosts' SSH login is check's own (store status asks as it), not a deploy's.
+        site = _site_paths(lab, vault, vault_password_file, certificates, None)
         loaded = load_estate(estate)
-        if lab == (vault is not None or certificates is not None):
-            raise UsageError("either --lab, or --vault and --certificates for a real estate")
-        if lab:
-            vault_file, password_file = ensure_lab_vault(LAB_STATE / loaded.estate.name, loaded.accounts)
-            secrets = read_vault(vault_file, file_secret(password_file))
-            ca = LAB_STATE / "pki" / "ca.crt"
-            runner: CommandRunner = PodmanRunner()
-        else:
-            if vault is None or certificates is None:
-                raise UsageError("--vault and --certificates: both needed for a real estate")
-            secret = (
-                file_secret(vault_password_file)
-                if vault_password_file
-                else typed_secret(typer.prompt("Vault password", hide_input=True, err=True))
-            )
-            secrets = read_vault(vault, secret)
-            ca = certificates / "ca.crt"
-            runner = SshRunner({n: str(a) for n, a in loaded.addresses.items()}, user=ssh_user)
+        secrets = read_target_vault(_target(loaded, site, vault_password_file, None))
+        ca = (LAB_STATE / "pki" if site is None else site[1]) / "ca.crt"
+        runner: CommandRunner = (
+            PodmanRunner() if site is None else SshRunner({n: str(a) for n, a in loaded.addresses.items()}, user=ssh_user)
+        )
         if not ca.is_file():
-            raise UsageError(f"no CA certificate at {ca}" + (": run hermesctl lab up first" if lab else ""))
+            raise UsageError(f"no CA certificate at {ca}: run hermesctl lab up first")
         users = probe_users(loaded, secrets.get("vault_hermes_user_passwords") or {})
         if not users.by_pair:
             raise UsageError("no account with a password in the vault is placed on any store pair: nothing to log in as")
