@@ -198,6 +198,15 @@ def _wait_for_systemd(name: str) -> str:
     return result.stdout.strip() or "unknown"
 
 
+def _remove(name: str) -> None:
+    """Remove a container and its anonymous volumes. podman's forced removal can lose a race with
+    the container's own exit ("container does not exist" from runc's kill, seen in CI): then the
+    removal is asked again, once, and only a container still there is an error."""
+    first = _podman("rm", "--force", "--volumes", "--time=10", name, check=False)
+    if first.returncode != 0 and _inspect("container", name) is not None:
+        _podman("rm", "--force", "--volumes", "--time=10", name)
+
+
 def _ensure_host(owner: tuple[str, str], host: LabHost, image: str, say: Callable[[str], None]) -> str | None:
     info = _inspect("container", host.name)
     if info is not None:
@@ -216,7 +225,7 @@ def _ensure_host(owner: tuple[str, str], host: LabHost, image: str, say: Callabl
             _podman("start", host.name)
             return f"{host.name} started"
         say(f"replacing {host.name}: its image, address or data volume is not the plan's")
-        _podman("rm", "--force", "--volumes", "--time=10", host.name)
+        _remove(host.name)
     say(f"creating {host.name} at {host.address}")
     _podman(
         "run",
@@ -283,7 +292,7 @@ def down(plan: LabPlan) -> list[str]:
     listed = _podman("ps", "--all", f"--filter=label={LABEL}={plan.estate}", "--format={{.Names}}").stdout.split()
     removed = []
     for name in sorted(listed):
-        _podman("rm", "--force", "--volumes", "--time=10", name)
+        _remove(name)
         removed.append(f"{name} removed")
     removed += _remove_routes(plan)
     for network in plan.networks:
@@ -296,7 +305,7 @@ def down(plan: LabPlan) -> list[str]:
     if not _podman("ps", "--all", f"--filter=label={LABEL}", "--format={{.Names}}").stdout.split():
         key, value = INTERNET_LABEL
         for name in _podman("ps", "--all", f"--filter=label={key}={value}", "--format={{.Names}}").stdout.split():
-            _podman("rm", "--force", "--time=10", name)
+            _remove(name)
             removed.append(f"{name} removed")
         info = _inspect("network", plan.internet_network.name)
         if info is not None and _labels(info, "network").get(key) == value:
