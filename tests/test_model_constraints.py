@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hermes import listening
 from hermes.errors import EstateError
 from hermes.invariants import RESERVED_NAMES
 from hermes.loader import load_estate
@@ -455,6 +456,178 @@ RELAY_AND_LIMIT_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]
     ),
 ]
 CASES += RELAY_AND_LIMIT_CASES
+
+
+# DNSBLs: each with the answers that mean listed (RFC 5782: in 127.0.0.0/8, never 127.0.0.1),
+# never an error answer (127.255.255.0/24: Spamhaus's 127.255.255.254 to a public resolver).
+# The lab's DNSBL is dnsbl.lab.test; its DNS host forwards to 198.51.100.25, not a public resolver.
+def _dnsbls(*listed: list[str], zone: str = "dnsbl.lab.test") -> dict[str, Any]:
+    return {"policies.spam.dnsbls": [{"zone": zone, "listed": codes} for codes in listed]}
+
+
+DNSBL_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
+    (
+        "dnsbl-error-code-counted-as-listed",
+        _dnsbls(["127.0.0.2", "127.255.255.254"]),
+        _dnsbls(["127.0.0.2", "127.255.254.255"]),
+        "policies.spam.dnsbls[0].listed[1]",
+        "127.255.255.254 is in 127.255.255.0/24, the answers DNSBLs give to queries they refuse",
+    ),
+    (
+        "dnsbl-range-into-the-error-codes",
+        _dnsbls(["127.0.0.2-127.255.255.0"]),
+        _dnsbls(["127.0.0.2-127.0.0.255"]),
+        "policies.spam.dnsbls[0].listed[0]",
+        "127.0.0.2-127.255.255.0 reaches into 127.255.255.0/24",
+    ),
+    (
+        "dnsbl-127.0.0.1-counted-as-listed",
+        _dnsbls(["127.0.0.1"]),
+        _dnsbls(["127.0.0.2"]),
+        "policies.spam.dnsbls[0].listed[0]",
+        "127.0.0.1 never means listed (RFC 5782)",
+    ),
+    (
+        "dnsbl-range-over-127.0.0.1",
+        _dnsbls(["127.0.0.0-127.0.0.3"]),
+        _dnsbls(["127.0.0.2-127.0.0.3"]),
+        "policies.spam.dnsbls[0].listed[0]",
+        "127.0.0.0-127.0.0.3 includes 127.0.0.1",
+    ),
+    (
+        "dnsbl-answer-outside-127/8",
+        _dnsbls(["127.0.0.2", "128.0.0.2"]),
+        _dnsbls(["127.0.0.2", "127.255.0.2"]),
+        "policies.spam.dnsbls[0].listed[1]",
+        "128.0.0.2 is outside 127.0.0.0/8",
+    ),
+    (
+        "dnsbl-not-an-address",
+        _dnsbls(["127.0.0.2..127.0.0.11"]),
+        _dnsbls(["127.0.0.2-127.0.0.11"]),
+        "policies.spam.dnsbls[0].listed[0]",
+        "'127.0.0.2..127.0.0.11' is not an IPv4 address or a range",
+    ),
+    (
+        "dnsbl-descending-range",
+        _dnsbls(["127.0.0.11-127.0.0.2"]),
+        _dnsbls(["127.0.0.2-127.0.0.11"]),
+        "policies.spam.dnsbls[0].listed[0]",
+        "127.0.0.11-127.0.0.2 is a descending range",
+    ),
+    (
+        # 127.0.0.2-127.0.1.1 is 256 addresses, the most one DNSBL may list.
+        "dnsbl-too-many-codes",
+        _dnsbls(["127.0.0.2-127.0.1.1", "127.0.1.2"]),
+        _dnsbls(["127.0.0.2-127.0.1.1"]),
+        "policies.spam.dnsbls[0].listed",
+        "257 addresses once the ranges are expanded, more than 256",
+    ),
+    (
+        "dnsbl-code-twice",
+        _dnsbls(["127.0.0.2-127.0.0.4", "127.0.0.4"]),
+        _dnsbls(["127.0.0.2-127.0.0.4", "127.0.0.5"]),
+        "policies.spam.dnsbls[0].listed",
+        "127.0.0.4 is listed more than once",
+    ),
+    (
+        "dnsbl-without-codes",
+        _dnsbls([]),
+        _dnsbls(["127.0.0.2"]),
+        "policies.spam.dnsbls[0].listed",
+        "at least 1 item",
+    ),
+    (
+        "dnsbl-zone-twice",
+        _dnsbls(["127.0.0.2"], ["127.0.0.3"]),
+        {
+            "policies.spam.dnsbls": [
+                *_dnsbls(["127.0.0.2"])["policies.spam.dnsbls"],
+                *_dnsbls(["127.0.0.3"], zone="bl.lab.test")["policies.spam.dnsbls"],
+            ]
+        },
+        "policies.spam.dnsbls",
+        "zone 'dnsbl.lab.test' is listed more than once",
+    ),
+    (
+        # As written before DNSBLs had return codes: any answer meant listed.
+        "dnsbl-bare-zone",
+        {"policies.spam.dnsbls": ["dnsbl.lab.test"]},
+        _dnsbls(["127.0.0.2"]),
+        "policies.spam.dnsbls[0]",
+        "'dnsbl.lab.test' needs the answers that mean listed",
+    ),
+    (
+        "dnsbl-behind-a-public-resolver",
+        {"services.dns.forwarders": ["9.9.9.9"]},
+        {"services.dns.forwarders": ["9.9.9.9"], "policies.spam.dnsbls": []},
+        "services.dns.forwarders[0]",
+        "9.9.9.9 is Quad9's public resolver, and the DNSBLs (policies.spam.dnsbls: dnsbl.lab.test)",
+    ),
+    (
+        "dnsbl-behind-a-public-ipv6-resolver",
+        {"services.dns.forwarders": ["198.51.100.25", "2606:4700:4700::1111"]},
+        {"services.dns.forwarders": ["198.51.100.25", "2001:db8::53"]},
+        "services.dns.forwarders[1]",
+        "2606:4700:4700::1111 is Cloudflare's public resolver",
+    ),
+    (
+        # The default DNSBL (Spamhaus ZEN) is consulted unless the estate says dnsbls: [].
+        "default-dnsbl-behind-a-public-resolver",
+        {"services.dns.forwarders": ["8.8.8.8"], "policies.spam": {}},
+        {"services.dns.forwarders": ["8.8.8.8"], "policies.spam": {"dnsbls": []}},
+        "services.dns.forwarders[0]",
+        "8.8.8.8 is Google's public resolver, and the DNSBLs (policies.spam.dnsbls: zen.spamhaus.org)",
+    ),
+]
+CASES += DNSBL_CASES
+
+# Listeners sharing a port on one host (hermes.listening): the lab's store-1a is hosts[2], a live
+# member; access-1 (hosts[7]) runs webmail and lists, whose ports the proxy's do not meet.
+_PROXY_HOSTS = ["ppsw-1", "ppsw-2"]
+PORT_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
+    (
+        "proxy-on-a-store",
+        {"hosts[2].roles": ["store", "proxy"], "services.proxy.hosts": [*_PROXY_HOSTS, "store-1a"]},
+        {"hosts[7].roles": ["webmail", "lists", "proxy"], "services.proxy.hosts": [*_PROXY_HOSTS, "access-1"]},
+        "hosts[2]",
+        "would listen on TCP port 110 for proxy pop3 and store pop3",
+    ),
+    (
+        "imaps-on-the-lmtp-port",
+        {"policies.ports": {"imaps": {"port": listening.LMTP, "tls": "implicit"}}},
+        {"policies.ports": {"imaps": {"port": 9993, "tls": "implicit"}}},
+        "hosts[2]",
+        f"would listen on TCP port {listening.LMTP} for store imaps and store lmtp",
+    ),
+]
+CASES += PORT_CASES
+
+RATE_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
+    (
+        # RFC 5321 4.5.3.1.8: a server must take at least 100 recipients of a message.
+        "fewer-recipients-than-rfc-5321",
+        {"policies.recipients_per_message": 99},
+        {"policies.recipients_per_message": 100},
+        "policies.recipients_per_message",
+        "greater than or equal to 100",
+    ),
+    (
+        "recipient-rate-below-message-rate",
+        {"policies.outgoing_rate_limit": {"messages": 100, "recipients": 99, "period": "1h"}},
+        {"policies.outgoing_rate_limit": {"messages": 100, "recipients": 100, "period": "1h"}},
+        "policies.outgoing_rate_limit",
+        "recipients (99) is below messages (100)",
+    ),
+    (
+        "one-connection-per-client",
+        {"policies.connections_per_client": 1},
+        {"policies.connections_per_client": 2},
+        "policies.connections_per_client",
+        "greater than or equal to 2",
+    ),
+]
+CASES += RATE_CASES
 
 
 @pytest.mark.parametrize(("refused", "accepted", "path", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

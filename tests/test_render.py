@@ -13,8 +13,10 @@ import pytest
 import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from netaddr import IPAddress
 
 from hermes.loader import LoadedEstate, load_estate
+from hermes.model.policies import RECIPIENTS_PER_MESSAGE_SENT
 from hermes.paths import PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
 from hermes.render.yamlfile import _emitted, dump
@@ -227,3 +229,46 @@ def test_hosts_resolve_through_the_dns_hosts_which_recurse_for_the_estate_only(w
     common, _ = facts(four)
     assert common["resolvers"] == [str(four.addresses[h]) for h in sorted(names)[:3]]
     assert str(four.addresses["ppsw-2"]) not in common["resolvers"]
+
+
+def test_dnsbl_ranges_are_expanded_in_numerical_order(write_estate, lab_data) -> None:  # type: ignore[no-untyped-def]
+    def dnsbls(loaded: LoadedEstate) -> Any:
+        return yaml.safe_load(render_inventory(loaded, "x.yml")["group_vars/mx.yml"])["hermes_mta"]["dnsbls"]
+
+    def expanded(*ranges: tuple[str, str]) -> list[str]:
+        """Every address from each range's first to its last, counted from the bounds."""
+        numbers = sorted(n for low, high in ranges for n in range(int(IPAddress(low)), int(IPAddress(high)) + 1))
+        return [str(IPAddress(n)) for n in numbers]
+
+    listed = ["127.0.0.10-127.0.0.11", "127.0.0.2-127.0.0.7", "127.0.0.254-127.0.1.1"]
+    given = {
+        "policies.spam.dnsbls": [{"zone": "dnsbl.lab.test", "listed": listed}, {"zone": "bl.lab.test", "listed": ["127.0.0.2"]}]
+    }
+    assert dnsbls(load_estate(write_estate(given))) == [
+        # 127.0.0.10 after 127.0.0.7 (not as text), and through 127.0.1.0 after 127.0.0.255.
+        {
+            "zone": "dnsbl.lab.test",
+            "listed": expanded(("127.0.0.2", "127.0.0.7"), ("127.0.0.10", "127.0.0.11"), ("127.0.0.254", "127.0.1.1")),
+        },
+        {"zone": "bl.lab.test", "listed": ["127.0.0.2"]},
+    ]
+    # Not given: Spamhaus ZEN, its codes 127.0.0.2 to 127.0.0.11.
+    del lab_data["policies"]["spam"]["dnsbls"]
+    assert dnsbls(load_estate(write_estate(data=lab_data))) == [
+        {"zone": "zen.spamhaus.org", "listed": expanded(("127.0.0.2", "127.0.0.11"))}
+    ]
+
+
+def test_a_recipient_rate_not_given_is_ten_per_message_and_webmail_is_not_held_to_one_hosts_connections(
+    write_estate, lab_data
+) -> None:  # type: ignore[no-untyped-def]
+    def mta(loaded: LoadedEstate) -> Any:
+        return yaml.safe_load(render_inventory(loaded, "x.yml")["group_vars/mx.yml"])["hermes_mta"]
+
+    limit = {"messages": 40, "period": "1h"}
+    defaulted = load_estate(write_estate({"policies.outgoing_rate_limit": limit}))
+    assert mta(defaulted)["rate_limit"] == limit | {"recipients": 40 * RECIPIENTS_PER_MESSAGE_SENT}
+    given = load_estate(write_estate({"policies.outgoing_rate_limit": limit | {"recipients": 41}}))
+    assert mta(given)["rate_limit"] == limit | {"recipients": 41}
+    webmail = lab_data["services"]["webmail"]["hosts"]
+    assert webmail and mta(given)["unlimited_clients"] == sorted(str(given.addresses[h]) for h in webmail)

@@ -13,6 +13,7 @@ runs them; the CLI prints the results.
 
 from __future__ import annotations
 
+import email
 import email.message
 import http.client
 import http.cookies
@@ -43,6 +44,8 @@ from hermes.store.runner import CommandRunner
 DELIVERY_TIMEOUT = 60.0
 TIMEOUT = 15.0
 HEADER = "X-Hermes-Check"
+# What the hubs add to outside mail (roles/mta, acl_check_data).
+SPAM_STATUS, SPAM_UNSCANNED = "X-Spam-Status", "X-Spam-Unscanned"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,14 @@ class Users:
     passwords: Mapping[str, str] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class SpamHeaders:
+    """What a hub wrote about an outside message: its verdict, or why there is none."""
+
+    status: str | None
+    unscanned: str | None
+
+
 @dataclass
 class Context:
     loaded: LoadedEstate
@@ -71,6 +82,9 @@ class Context:
     token: str = field(default_factory=lambda: secrets.token_hex(6))
     # user -> tokens of the messages sent to them that the mailbox probes must find.
     expected: dict[str, set[str]] = field(default_factory=dict)
+    # token -> the MX a stranger's message went in through; MX -> the spam headers they arrived with.
+    incoming: dict[str, str] = field(default_factory=dict)
+    verdicts: dict[str, list[SpamHeaders]] = field(default_factory=dict)
 
     def address(self, host: str) -> str:
         return str(self.loaded.addresses[host])
@@ -164,6 +178,7 @@ def _smtp_in(context: Context, mx: str) -> str:
             # The null sender: whatever becomes of a probe, it never bounces to anyone.
             smtp.send_message(message, from_addr="")
             context.expected.setdefault(user, set()).add(token)
+            context.incoming[token] = mx
     return f"accepted for {', '.join(recipients)}"
 
 
@@ -227,10 +242,26 @@ def _imap(context: Context, proxy: str, user: str, *, delete: bool) -> str:
             found = _found(imap, tokens)
         if len(found) < len(tokens):
             raise ProbeFailed(f"{len(tokens) - len(found)} of {len(tokens)} probe messages not in {user}'s INBOX")
+        _read_verdicts(context, imap, [uid for token, uid in found.items() if token in context.incoming])
         if delete and found:
             imap.uid("STORE", b",".join(found.values()).decode(), "+FLAGS.SILENT", r"(\Deleted)")
             imap.expunge()
     return f"{user}: {len(found)} probe messages found"
+
+
+def _read_verdicts(context: Context, imap: imaplib.IMAP4, uids: list[bytes]) -> None:
+    """Keep the spam headers of the strangers' messages among ``uids``, by the MX they went in through."""
+    if not uids:
+        return
+    fields = f"{HEADER} {SPAM_STATUS} {SPAM_UNSCANNED}".upper()
+    _, data = imap.uid("FETCH", b",".join(uids).decode(), f"(BODY.PEEK[HEADER.FIELDS ({fields})])")
+    for part in data:
+        if isinstance(part, tuple):
+            headers = email.message_from_bytes(part[1])
+            mx = context.incoming.get(str(headers[HEADER]))
+            if mx is not None:
+                verdict = SpamHeaders(headers[SPAM_STATUS], headers[SPAM_UNSCANNED])
+                context.verdicts.setdefault(mx, []).append(verdict)
 
 
 def _pop_headers(context: Context, proxy: str, user: str) -> tuple[int, str]:
@@ -282,6 +313,21 @@ def _replication(context: Context, pair: str) -> str:
     if behind:
         raise ProbeFailed("; ".join(f"{c.target}: not caught up with {status.live}" for c in behind))
     return f"{status.live} -> {', '.join(c.target for c in status.channels)} caught up"
+
+
+# -- Spam scanning --------------------------------------------------------------------------
+
+
+def _spam_scan(context: Context, mx: str) -> str:
+    """The stranger's messages through ``mx`` arrived with the hub's spam verdict, none marked unscanned."""
+    verdicts = context.verdicts.get(mx, [])
+    if not verdicts:
+        raise ProbeFailed("none of the messages sent in through it was read back")
+    if unscanned := sorted({v.unscanned for v in verdicts if v.unscanned}):
+        raise ProbeFailed(f"delivered unscanned: {'; '.join(unscanned)}")
+    if any(v.status is None for v in verdicts):
+        raise ProbeFailed(f"delivered without the hub's {SPAM_STATUS}")
+    return f"{len(verdicts)} messages scanned ({verdicts[0].status})"
 
 
 # -- Webmail --------------------------------------------------------------------------------
@@ -372,6 +418,7 @@ def plan_probes(loaded: LoadedEstate, users: Users) -> list[Probe]:
             last = index == len(proxies) - 1
             probes.append(Probe("pop", f"{proxy}: {pair}", partial(_pop, proxy=proxy, user=user)))
             probes.append(Probe("imap", f"{proxy}: {pair}", partial(_imap, proxy=proxy, user=user, delete=last)))
+    probes += [Probe("spam scan", mx, partial(_spam_scan, mx=mx)) for mx in sorted(services.mx.hosts)]
     probes += [Probe("replication", p.name, partial(_replication, pair=p.name)) for p in services.store_pairs]
     probes += [Probe("webmail", h, partial(_webmail, host=h)) for h in sorted(services.webmail.hosts)]
     return probes

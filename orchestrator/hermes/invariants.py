@@ -9,7 +9,7 @@ at once, and a pair is only a hot spare if it survives what takes the master.
 from __future__ import annotations
 
 import string
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 import netaddr
@@ -17,6 +17,7 @@ import netaddr
 from hermes.accounts import Accounts
 from hermes.capacity import backup_capacity, pair_capacity
 from hermes.errors import Problem
+from hermes.listening import service_ports
 from hermes.model import Estate, Role, letters_of
 from hermes.model.domains import RoleAddresses, qualified
 from hermes.model.services import LIST_SUFFIXES
@@ -187,6 +188,24 @@ def directory_hosts(estate: Estate, accounts: Accounts) -> list[Problem]:
     ]
 
 
+def port_clashes(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """Two listeners of one host cannot share a port: the second would never start."""
+    problems = []
+    for index, host in enumerate(estate.hosts):
+        wanted: dict[int, list[str]] = defaultdict(list)
+        for port in service_ports(estate, host.name):
+            wanted[port.port].append(f"{port.service} {port.listener}")
+        problems += [
+            Problem(
+                f"hosts[{index}]",
+                f"host {host.name!r} would listen on TCP port {port} for {' and '.join(listeners)}: only one of them can",
+            )
+            for port, listeners in sorted(wanted.items())
+            if len(listeners) > 1
+        ]
+    return problems
+
+
 def _overlap(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
     return bool(a.version == b.version and a.first <= b.last and b.first <= a.last)
 
@@ -209,6 +228,43 @@ def relay_networks(estate: Estate, accounts: Accounts) -> list[Problem]:
         elif relay.covers_estate_hosts and not overlapped:
             problems.append(
                 Problem(f"{path}.covers_estate_hosts", f"{relay.subnet} overlaps none of the estate's networks: remove it")
+            )
+    return problems
+
+
+# The well-known public resolvers (Google, Cloudflare, Quad9, OpenDNS). A DNSBL operator cannot
+# tell one of their users from another, so it answers their queries with an error code (Spamhaus:
+# 127.255.255.254) or not at all.
+PUBLIC_RESOLVERS = {
+    netaddr.IPAddress(address): operator
+    for operator, addresses in (
+        ("Google", ("8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844")),
+        ("Cloudflare", ("1.1.1.1", "1.0.0.1", "2606:4700:4700::1111", "2606:4700:4700::1001")),
+        ("Quad9", ("9.9.9.9", "149.112.112.112", "2620:fe::fe", "2620:fe::9")),
+        ("OpenDNS", ("208.67.222.222", "208.67.220.220")),
+    )
+    for address in addresses
+}
+
+
+def dnsbl_resolvers(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """The hubs look the DNSBLs up through the estate's DNS hosts: those must not forward to a
+    public resolver, or every lookup is refused (and an error answer may read as listed)."""
+    dnsbls = estate.policies.spam.dnsbls
+    if not dnsbls:
+        return []
+    zones = ", ".join(d.zone for d in dnsbls)
+    problems = []
+    for i, address in enumerate(estate.services.dns.forwarders):
+        plain = address.ipv4() if address.version == 6 and address.is_ipv4_mapped() else address
+        if plain in PUBLIC_RESOLVERS:
+            problems.append(
+                Problem(
+                    f"services.dns.forwarders[{i}]",
+                    f"{address} is {PUBLIC_RESOLVERS[plain]}'s public resolver, and the DNSBLs (policies.spam.dnsbls: "
+                    f"{zones}) answer public resolvers with error codes or not at all: resolve from the root (no "
+                    "forwarders) or forward to the organisation's own resolvers",
+                )
             )
     return problems
 
@@ -424,7 +480,9 @@ CHECKS: tuple[Check, ...] = (
     backup_servers,
     backup_partitions,
     directory_hosts,
+    port_clashes,
     relay_networks,
+    dnsbl_resolvers,
     mailing_lists,
     placement,
     quotas,

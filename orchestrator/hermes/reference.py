@@ -41,6 +41,9 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
   partition of the same name the same path.
 - A relay network that overlaps one of the estate's networks says so (`covers_estate_hosts:
   true`), and only such a one.
+- With DNSBLs configured (`policies.spam.dnsbls`), no DNS forwarder (`services.dns.forwarders`)
+  is a well-known public resolver (Google, Cloudflare, Quad9, OpenDNS): DNSBL operators answer
+  those with error codes or not at all.
 - Every letter a-z is placed on exactly one existing pair; overrides name existing users and pairs.
 - Every quota, `policies.quota.default` and each override, lies between
   `policies.message_size_limit` and `policies.quota.maximum`.

@@ -285,7 +285,14 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
         "policies": {
             "quota": {"default": "250MB", "maximum": "1GB", "warning_percent": 90},
             "message_size_limit": "25MB",
-            "spam": {"dnsbls": ["sbl-xbl.spamhaus.org", "rbl-plus.mail-abuse.org"], "spamassassin_threshold": 5.0},
+            # 2007's lists: Spamhaus SBL (127.0.0.2) and XBL (.4-.7), and MAPS RBL+ (.2-.4).
+            "spam": {
+                "dnsbls": [
+                    {"zone": "sbl-xbl.spamhaus.org", "listed": ["127.0.0.2-127.0.0.7"]},
+                    {"zone": "rbl-plus.mail-abuse.org", "listed": ["127.0.0.2-127.0.0.4"]},
+                ],
+                "spamassassin_threshold": 5.0,
+            },
         },
     }
     upgraded = set(rng.sample(users, len(users) // 100))

@@ -229,7 +229,7 @@ def test_precheck_refuses_each_unfit_host_and_accepts_a_fit_one() -> None:
     store = testinfra.get_host("podman://cm-store-a")
     # The fit case passed every check, the resolver's included, so each refusal below is its own.
     assert outcomes.pop("fit") == ""
-    assert "TCP port 22 is in use, and exim4.service" in outcomes.pop("a port held by another program")
+    assert "TCP port 22 is held by ssh.service, not by exim4.service" in outcomes.pop("a port held by another program")
     release = outcomes.pop("another release")
     assert f"runs Debian {store.system_info.release}" in release and "written for Debian 11" in release
     assert "Nothing is mounted at /srv/no-volume" in outcomes.pop("no data volume")

@@ -40,6 +40,7 @@ from hermes.lab.vault import read_lab_vault
 from hermes.loader import load_estate
 from hermes.paths import LAB_STATE, PROJECT_ROOT
 from hermes.render.dns import mail_exchangers
+from hermes.render.roles import precheck_facts
 from hermes.store.check import check_pairs, pair_specs
 from hermes.store.runner import PodmanRunner
 
@@ -346,21 +347,50 @@ def hermesctl_check() -> tuple[int, dict[str, object]]:
     return result.returncode, json.loads(result.stdout)
 
 
-def test_check_is_green_and_turns_red_when_an_mx_is_down() -> None:
+def _failed(report: dict[str, object]) -> dict[tuple[str, str], str]:
+    results = report["results"]
+    assert isinstance(results, list)
+    return {(r["probe"], r["target"]): r["detail"] for r in results if not r["ok"]}
+
+
+def test_check_is_green_and_turns_red_when_an_mx_or_its_spam_scanner_is_down() -> None:
     code, report = hermesctl_check()
     assert code == 0 and report["ok"], report
-    down = sorted(ESTATE.services.mx.hosts)[-1]
+    hubs = sorted(ESTATE.services.mx.hosts)
+    down = hubs[-1]
     podman("exec", down, "systemctl", "stop", "exim4")
     try:
         code, report = hermesctl_check()
     finally:
         podman("exec", down, "systemctl", "start", "exim4")
-    results = report["results"]
-    assert isinstance(results, list)
-    failed = {(r["probe"], r["target"]) for r in results if not r["ok"]}
     assert code == 1 and not report["ok"]
-    assert failed == {("smtp in", down), ("submission", down)} | (
-        {("list post", down)} if len(ESTATE.services.mx.hosts) == 1 else set()
+    # Nothing went in through it, so there is no verdict of its to read either.
+    assert set(_failed(report)) == {("smtp in", down), ("submission", down), ("spam scan", down)} | (
+        {("list post", down)} if len(hubs) == 1 else set()
     )
-    code, report = hermesctl_check()
-    assert code == 0 and report["ok"], report
+    # A hub whose spamd is down still takes mail (never refused or lost), marked unscanned.
+    unscanning = hubs[0]
+    podman("exec", unscanning, "systemctl", "stop", "spamd")
+    try:
+        code, report = hermesctl_check()
+    finally:
+        podman("exec", unscanning, "systemctl", "start", "spamd")
+    assert code == 1 and _failed(report) == {("spam scan", unscanning): "delivered unscanned: spamd did not answer"}
+    deadline = time.monotonic() + WAIT
+    while (code := hermesctl_check()[0]) != 0 and time.monotonic() < deadline:
+        time.sleep(2)  # spamd takes a few seconds to load its rules
+    assert code == 0
+
+
+def test_the_precheck_knows_every_port_the_estate_listens_on() -> None:
+    # Every port a host listens on beyond loopback (and SSH, the deploy's own) is one the
+    # renderer gave its precheck, which finds each held by the unit it named (the lab's second
+    # deploy passed it); and every port the precheck names is listening.
+    for host in ESTATE.hosts:
+        prechecked = {owner.port for owner in precheck_facts(ESTATE, host.name).ports}
+        sockets = [line.split()[3] for line in podman("exec", host.name, "ss", "-Hltn").splitlines()]
+        local, port = zip(*(socket.rsplit(":", 1) for socket in sockets), strict=True)
+        listening = {int(p) for p in port}
+        outside = {int(p) for a, p in zip(local, port, strict=True) if not a.startswith(("127.", "[::1]"))}
+        assert prechecked <= listening, (host.name, prechecked - listening)
+        assert outside - {22} <= prechecked, (host.name, outside - prechecked)

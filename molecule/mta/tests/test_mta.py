@@ -480,14 +480,54 @@ def test_spam_tagged_and_rejected_per_threshold(host: Any) -> None:
     assert "X-Spam-Status: No" in untagged and "X-Spam-Flag" not in untagged, untagged[:2000]
 
 
-def test_dnsbl_listed_client_refused(host: Any) -> None:
+def test_a_spam_verdict_is_the_hubs_and_unscanned_mail_is_marked(host: Any) -> None:
+    sender, recipient = f"sender@{_outside()}", f"alice@{_domain()}"
+    store = _store_of("alice")
+    # An outside sender's own verdict, which no mailbox may show.
+    # (Line ends as _message's: smtplib turns each into CRLF.)
+    forged = b"X-Spam-Status: No, score=-50.0\nX-Spam-Flag: NO\nX-Spam-Unscanned: forged by the sender\n"
+    scan_size = int(host.check_output("sed -n 's/^SPAM_MAX_SCAN_SIZE = //p' /etc/exim4/exim4.conf"))
+
+    def delivered(body: str = "") -> str:
+        token = _token()
+        client = _connect()
+        _send(client, sender, [recipient], forged + _message(token, sender, [recipient], body=body))
+        client.quit()
+        return _arrived(store, "lmtp-2003", recipient, token)
+
+    scanned = delivered()
+    assert "X-Spam-Status: No, score=" in scanned and "score=-50.0" not in scanned, scanned[:2000]
+    assert "X-Spam-Flag" not in scanned and "X-Spam-Unscanned" not in scanned, scanned[:2000]
+    # Over the scan size: delivered unscanned, and saying so; the sender's verdict still removed.
+    big = delivered("Nothing to see here.\n" * (scan_size // 20 + 100))
+    assert f"X-Spam-Unscanned: over the scan size of {scan_size} bytes" in big, big[:2000]
+    assert "X-Spam-Status" not in big and "forged by the sender" not in big, big[:2000]
+    # spamd down: delivered (never refused or lost), marked, and logged.
+    host.check_output("systemctl stop spamd.service")
+    try:
+        unanswered = delivered()
+        assert "X-Spam-Unscanned: spamd did not answer" in unanswered, unanswered[:2000]
+        assert "X-Spam-Status" not in unanswered and "forged by the sender" not in unanswered, unanswered[:2000]
+        assert "not scanned for spam: spamd did not answer" in _mainlog(200)
+    finally:
+        host.check_output("systemctl start spamd.service")
+        host.check_output("timeout 60 sh -c 'until ss -Hltn sport = :783 | grep -q .; do sleep 0.5; done'")
+
+
+def test_dnsbl_listed_client_refused_and_a_refused_querys_answer_is_not_a_listing(host: Any) -> None:
     listed = _vars()["scenario_dnsbl_listed"]
     assert _address("mta-peer-b") in listed
     recipient = f"alice@{_domain()}"
     result = _from_peer("mta-peer-b", recipient)
     code, text = result["rcpt"]
     assert code == 550 and "dnsbl.lab.test" in text, result
-    # Control: an unlisted outside client, same recipient.
+    # The controller's outside client (the gateway) is answered as a DNSBL answers a query it
+    # refuses, an address in 127.0.0.0/8 that is not among the list's return codes.
+    gateway = host.check_output("ip -4 route show default").split()[2]
+    answer = host.check_output(f"getent ahostsv4 {'.'.join(reversed(gateway.split('.')))}.dnsbl.lab.test").split()[0]
+    dnsbls = _policy("dnsbls")
+    assert answer == _vars()["scenario_dnsbl_refused_answer"] and all(answer not in d["listed"] for d in dnsbls)
+    # So it is not listed: same recipient, accepted.
     client = _connect()
     assert client.mail(f"sender@{_outside()}")[0] == 250
     assert _rcpt(client, recipient)[0] == 250
@@ -515,6 +555,80 @@ def test_outgoing_rate_limit_per_authenticated_user(host: Any) -> None:
     assert all(code == 451 and b"rate limit" in text for code, text in deferred), deferred
     # Control: another user is not affected.
     assert attempt("alice")[0] == 250
+
+
+def _peer_script(peer: str, script: str) -> str:
+    return str(_peer(peer).check_output(f"python3 -c {shlex.quote(script)}")).strip()
+
+
+def test_recipients_of_one_message_are_capped_for_outside_clients_not_for_relay_hosts(host: Any) -> None:
+    cap = int(_policy("recipients_per_message"))
+    recipient = f"alice@{_domain()}"
+    client = _connect()
+    assert client.mail(f"sender@{_outside()}")[0] == 250
+    codes = [_rcpt(client, recipient)[0] for _ in range(cap + 1)]
+    client.quit()
+    # The cap-th recipient accepted, the next deferred: the client sends it in another message.
+    assert codes[:cap] == [250] * cap and codes[cap] == 452, codes[cap - 2 :]
+    # mta-peer-a is a relay host: the same message, no cap.
+    relayed = f"""
+import smtplib
+client = smtplib.SMTP({_hub()!r}, 25, timeout=60)
+client.ehlo()
+client.mail("postmaster@{_outside()}")
+print(sorted({{client.rcpt({recipient!r})[0] for _ in range({cap + 1})}}))
+client.quit()
+"""
+    assert _peer_script("mta-peer-a", relayed) == "[250]"
+
+
+def test_recipient_rate_limit_per_authenticated_user_whatever_the_case_of_the_login(host: Any) -> None:
+    limit = int(_policy("rate_limit")["recipients"])
+    host.check_output("rm -f /var/spool/exim4/db/ratelimit /var/spool/exim4/db/ratelimit.lockfile")
+
+    def recipients(login: str, user: str, count: int) -> list[tuple[int, str]]:
+        client = _connect(_port("submission"), starttls=True)
+        client.login(login, _password(user))
+        assert client.mail(f"{user}@{_domain()}")[0] == 250
+        codes = [_rcpt(client, f"r{n}@{_outside()}") for n in range(count)]
+        client.quit()
+        return codes
+
+    first = recipients("erin", "erin", limit + 3)
+    accepted = [code for code, _ in first if code == 250]
+    deferred = [(code, text) for code, text in first if code != 250]
+    assert limit - 1 <= len(accepted) <= limit + 1 and first[0][0] == 250, first
+    # Deferred (4xx), never refused: the client tries the rest later.
+    assert deferred and all(400 <= code < 500 and "rate limit" in text for code, text in deferred), deferred
+    # Logging in as ERIN is erin (the directory compares names without case): the same count.
+    again = recipients("ERIN", "erin", 1)
+    assert 400 <= again[0][0] < 500 and "rate limit" in again[0][1], again
+    # Control: another user is not affected.
+    assert recipients("alice", "alice", 1)[0][0] == 250
+
+
+def test_connections_from_one_outside_host_are_limited_not_from_relay_hosts(host: Any) -> None:
+    limit = int(_policy("connections_per_client"))
+    clients = []
+    try:
+        for _ in range(limit):
+            client = smtplib.SMTP(timeout=30)
+            assert client.connect(_hub(), 25)[0] == 220
+            clients.append(client)
+        extra = smtplib.SMTP(timeout=30)
+        code, text = extra.connect(_hub(), 25)
+        extra.close()
+        assert code == 421 and b"too many" in text.lower(), (code, text)
+    finally:
+        for client in clients:
+            client.close()
+    # A relay host (mta-peer-a) holds more at once.
+    relayed = f"""
+import socket
+sockets = [socket.create_connection(({_hub()!r}, 25), timeout=30) for _ in range({limit + 2})]
+print(sorted({{s.makefile("rb").readline()[:3].decode() for s in sockets}}))
+"""
+    assert _peer_script("mta-peer-a", relayed) == "['220']"
 
 
 def test_store_down_mail_queued_then_delivered(host: Any) -> None:

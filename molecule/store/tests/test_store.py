@@ -157,6 +157,18 @@ def test_partitions_are_on_the_data_volume() -> None:
     assert path.startswith("/srv/mail/spool/"), path
 
 
+def test_cyrus_starts_only_with_its_data_volume() -> None:
+    for name in (MASTER, REPLICA, BACKUP):
+        mount = facts(name)["hermes_cyrus"]["data_mount"]
+        unit = host(name).check_output("systemctl show cyrus-imapd.service --property=RequiresMountsFor,ExecStartPre")
+        required = next(line for line in unit.splitlines() if line.startswith("RequiresMountsFor="))
+        assert mount in required.split("=", 1)[1].split(), unit
+        assert f"argv[]=/usr/bin/mountpoint --quiet {mount} " in unit, unit
+        # What the start check tells apart: the volume, and a directory of the root disk.
+        assert host(name).run(f"mountpoint --quiet {mount}").rc == 0, name
+        assert host(name).run("mountpoint --quiet /var/lib/cyrus").rc != 0, name
+
+
 # Provisioning --------------------------------------------------------------------------------
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+import netaddr
+from pydantic import AfterValidator, ByteSize, Field, field_validator, model_validator
 
 from hermes.model.base import DomainName, Size, StrictModel
 
@@ -107,14 +110,122 @@ class Ports(StrictModel):
         return {"imap": self.imap, "imaps": self.imaps, "pop3": self.pop3, "pop3s": self.pop3s}
 
 
+# A DNSBL answers a listed IPv4 client with an A record in 127.0.0.0/8, and 127.0.0.1 never
+# means listed (RFC 5782 sections 2.1 and 5). Spamhaus and others answer a query they refuse from
+# 127.255.255.0/24 (127.255.255.254: asked through a public resolver; .255: over the query limit;
+# .252: a typo in the zone): counted as listed, such an answer refuses every outside client.
+DNSBL_ANSWERS = netaddr.IPNetwork("127.0.0.0/8")
+DNSBL_ERRORS = netaddr.IPNetwork("127.255.255.0/24")
+NEVER_LISTED = netaddr.IPAddress("127.0.0.1")
+MAX_DNSBL_CODES = 256
+
+
+def _ipv4(text: str, written: str) -> netaddr.IPAddress:
+    try:
+        return netaddr.IPAddress(text.strip(), version=4, flags=netaddr.INET_PTON)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise ValueError(f"{written!r} is not an IPv4 address or a range of them such as 127.0.0.2-127.0.0.11") from None
+
+
+def _bounds(written: str) -> tuple[netaddr.IPAddress, netaddr.IPAddress]:
+    """The first and last address of a return code (127.0.0.2) or range of them (127.0.0.2-127.0.0.11)."""
+    first, dash, last = written.partition("-")
+    low = _ipv4(first, written)
+    return low, (_ipv4(last, written) if dash else low)
+
+
+def _return_codes(written: str) -> str:
+    low, high = _bounds(written)
+    if high < low:
+        raise ValueError(f"{written} is a descending range: write the lower address first ({high}-{low})")
+    text = str(low) if "-" not in written else f"{low}-{high}"
+    if low not in DNSBL_ANSWERS or high not in DNSBL_ANSWERS:
+        raise ValueError(f"{text} is outside 127.0.0.0/8: a DNSBL answers a listed client with an address there (RFC 5782)")
+    if low <= NEVER_LISTED <= high:
+        raise ValueError(
+            f"{text} includes 127.0.0.1, which never means listed (RFC 5782)"
+            if low != high
+            else "127.0.0.1 never means listed (RFC 5782): a DNSBL lists no client with it"
+        )
+    if high >= DNSBL_ERRORS.network:
+        raise ValueError(
+            f"{text} {'reaches into' if low != high else 'is in'} 127.255.255.0/24, the answers DNSBLs give to queries "
+            "they refuse (Spamhaus's 127.255.255.254 to a public resolver): counted as listed, they would refuse all "
+            "outside mail"
+        )
+    return text
+
+
+ReturnCodes = Annotated[
+    str,
+    AfterValidator(_return_codes),
+    Field(description="an IPv4 address in 127.0.0.0/8, or an ascending range of them such as 127.0.0.2-127.0.0.11"),
+]
+
+
+class Dnsbl(StrictModel):
+    """A DNS blocklist, and which of its answers mean a client is listed."""
+
+    zone: DomainName = Field(description="the blocklist's DNS zone, e.g. zen.spamhaus.org")
+    listed: list[ReturnCodes] = Field(
+        min_length=1,
+        description="the answers (return codes) that mean listed, as the DNSBL documents them: IPv4 addresses or "
+        "ascending ranges such as 127.0.0.2-127.0.0.11, all in 127.0.0.0/8 (RFC 5782), never 127.0.0.1 nor in "
+        f"127.255.255.0/24 (the error answers to refused or over-limit queries), at most {MAX_DNSBL_CODES} addresses "
+        "in all, none twice; any other answer is ignored",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_codes(cls, data: object) -> object:
+        # Estates written before DNSBLs had return codes listed bare zones: any answer meant listed.
+        if isinstance(data, str):
+            raise ValueError(
+                f"{data!r} needs the answers that mean listed: write {{zone: {data}, listed: [127.0.0.2]}} "
+                "with the return codes the DNSBL documents"
+            )
+        return data
+
+    @field_validator("listed")
+    @classmethod
+    def _few_and_distinct(cls, listed: list[str]) -> list[str]:
+        ranges = [netaddr.IPRange(*_bounds(written)) for written in listed]
+        total = sum(r.size for r in ranges)
+        if total > MAX_DNSBL_CODES:
+            raise ValueError(f"{total} addresses once the ranges are expanded, more than {MAX_DNSBL_CODES}")
+        counts = Counter(address for r in ranges for address in r)
+        twice = sorted(address for address, count in counts.items() if count > 1)
+        if twice:
+            raise ValueError(f"{', '.join(map(str, twice))} {'is' if len(twice) == 1 else 'are'} listed more than once")
+        return listed
+
+    def addresses(self) -> list[netaddr.IPAddress]:
+        """Every answer that means listed, ranges expanded, in numerical order."""
+        return sorted(address for written in self.listed for address in netaddr.IPRange(*_bounds(written)))
+
+
 class Spam(StrictModel):
-    dnsbls: list[DomainName] = Field(
-        default_factory=lambda: ["zen.spamhaus.org"], description="DNS blocklists consulted at connection time"
+    dnsbls: list[Dnsbl] = Field(
+        # Spamhaus ZEN: SBL 127.0.0.2, CSS .3, XBL .4-.7, DROP .9, PBL .10-.11.
+        default_factory=lambda: [Dnsbl(zone="zen.spamhaus.org", listed=["127.0.0.2-127.0.0.11"])],
+        description="DNS blocklists consulted for outside clients at connection time, each with the answers that "
+        "mean listed (default: Spamhaus ZEN, zen.spamhaus.org with 127.0.0.2-127.0.0.11); the DNS hosts must not "
+        "forward to a public resolver (services.dns.forwarders), which the DNSBLs refuse",
     )
     spamassassin_threshold: float = Field(default=5.0, gt=0, le=50, description="score at which mail is tagged as spam")
     reject_threshold: float | None = Field(
         default=None, gt=0, le=100, description="score at which mail is refused; none means tag only"
     )
+
+    @field_validator("dnsbls")
+    @classmethod
+    def _each_zone_once(cls, dnsbls: list[Dnsbl]) -> list[Dnsbl]:
+        zones = [d.zone for d in dnsbls]
+        twice = sorted({zone for zone in zones if zones.count(zone) > 1})
+        if twice:
+            zones_twice = "; ".join(f"zone {zone!r} is listed more than once" for zone in twice)
+            raise ValueError(f"{zones_twice}: give each DNSBL once, with all its return codes")
+        return dnsbls
 
     @model_validator(mode="after")
     def _reject_above_tag(self) -> Spam:
@@ -123,9 +234,35 @@ class Spam(StrictModel):
         return self
 
 
+# A message's recipients allowed by default in an outgoing rate limit, per message allowed.
+RECIPIENTS_PER_MESSAGE_SENT = 10
+
+
 class RateLimit(StrictModel):
+    """What one authenticated user may send per period: messages, and recipients over all of
+    them (one message to a thousand recipients is a thousand deliveries)."""
+
     messages: int = Field(ge=1, description="messages an authenticated user may send per period")
+    recipients: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"recipients per period over all their messages; default {RECIPIENTS_PER_MESSAGE_SENT} per message",
+    )
     period: str = Field(pattern=r"^[1-9][0-9]*[smhd]$", description="Exim-style period such as 1h")
+
+    @property
+    def recipient_limit(self) -> int:
+        """The recipients allowed per period, the default filled in."""
+        return self.messages * RECIPIENTS_PER_MESSAGE_SENT if self.recipients is None else self.recipients
+
+    @model_validator(mode="after")
+    def _recipients_cover_messages(self) -> RateLimit:
+        if self.recipients is not None and self.recipients < self.messages:
+            raise ValueError(
+                f"recipients ({self.recipients}) is below messages ({self.messages}): every message has a "
+                "recipient, so the message limit could never be reached"
+            )
+        return self
 
 
 class Policies(StrictModel):
@@ -140,7 +277,20 @@ class Policies(StrictModel):
     ports: Ports = Field(default_factory=Ports, description="the service/port table")
     spam: Spam = Field(default_factory=Spam, description="DNSBLs and SpamAssassin thresholds")
     outgoing_rate_limit: RateLimit = Field(
-        default_factory=lambda: RateLimit(messages=500, period="1h"), description="messages per authenticated sender"
+        default_factory=lambda: RateLimit(messages=500, period="1h"),
+        description="messages and recipients per authenticated sender",
+    )
+    recipients_per_message: int = Field(
+        default=100,
+        ge=100,
+        le=10_000,
+        description="most recipients of one message from outside or from a user; at least 100 (RFC 5321 4.5.3.1.8)",
+    )
+    connections_per_client: int = Field(
+        default=20,
+        ge=2,
+        le=1000,
+        description="most simultaneous SMTP connections from one outside host (relay hosts are not limited)",
     )
     queue_interval: str = Field(
         default="5m",

@@ -14,6 +14,7 @@ from typing import Any
 import netaddr
 from pydantic import BaseModel, ConfigDict, Field
 
+from hermes.listening import service_ports
 from hermes.loader import LoadedEstate
 from hermes.model import Estate
 from hermes.model.domains import qualified
@@ -71,9 +72,10 @@ class PrecheckFacts(Facts):
         "hosts[].storage.mount", "where the host's RAID data volume must be mounted; empty for a host without one"
     )
     ports: list[PortOwner] = fact(
-        "services.mx.hosts, services.proxy.hosts, the store hosts, policies.ports",
-        "the TCP ports the host's services will listen on, each with the systemd unit that may already hold it "
-        "(from an earlier deploy); sorted by port",
+        "hosts[].roles, the services' hosts, policies.ports",
+        "every TCP port the host's services will listen on (the estate's SMTP, IMAP and POP ports and the roles' "
+        "own: LMTP, replication, LDAPS, DNS, HTTP(S), Mailman; hermes.listening), each with the systemd unit "
+        "that may already hold it (from an earlier deploy); sorted by port",
     )
 
 
@@ -82,6 +84,11 @@ class SmtpListener(Facts):
     port: int
     tls: str
     auth: bool
+
+
+class Blocklist(Facts):
+    zone: str
+    listed: list[str]
 
 
 class MtaFacts(Facts):
@@ -110,10 +117,22 @@ class MtaFacts(Facts):
     )
     message_size_limit_bytes: int = fact("policies.message_size_limit", "largest message accepted")
     ports: dict[str, SmtpListener] = fact("policies.ports.{smtp,smtps,submission}", "the SMTP listeners")
-    dnsbls: list[str] = fact("policies.spam.dnsbls", "DNS blocklists for outside clients")
+    dnsbls: list[Blocklist] = fact(
+        "policies.spam.dnsbls[].zone, .listed",
+        "DNS blocklists for outside clients, in the estate's order, each {zone, listed}: listed holds every answer "
+        "that means listed, ranges expanded to single addresses, in numerical order; any other answer is ignored",
+    )
     spam_tag_threshold: float = fact("policies.spam.spamassassin_threshold", "score at which mail is tagged")
     spam_reject_threshold: float | None = fact("policies.spam.reject_threshold", "score at which mail is refused")
-    rate_limit: dict[str, Any] = fact("policies.outgoing_rate_limit", "messages per period per authenticated sender")
+    rate_limit: dict[str, Any] = fact(
+        "policies.outgoing_rate_limit", "messages and recipients per period per authenticated sender"
+    )
+    recipients_per_message: int = fact("policies.recipients_per_message", "most recipients of one message")
+    connections_per_client: int = fact("policies.connections_per_client", "most simultaneous connections from one outside host")
+    unlimited_clients: list[str] = fact(
+        "services.webmail.hosts",
+        "addresses of the hosts that send for many users (webmail), held only to the overall connection limit",
+    )
     queue_interval: str = fact("policies.queue_interval", "how often deferred mail is retried")
 
 
@@ -367,10 +386,13 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         ),
         message_size_limit_bytes=int(policies.message_size_limit),
         ports={name: SmtpListener(**port.model_dump(mode="json")) for name, port in policies.ports.smtp_ports().items()},
-        dnsbls=list(policies.spam.dnsbls),
+        dnsbls=[Blocklist(zone=d.zone, listed=[str(a) for a in d.addresses()]) for d in policies.spam.dnsbls],
         spam_tag_threshold=policies.spam.spamassassin_threshold,
         spam_reject_threshold=policies.spam.reject_threshold,
-        rate_limit=policies.outgoing_rate_limit.model_dump(),
+        rate_limit=policies.outgoing_rate_limit.model_dump() | {"recipients": policies.outgoing_rate_limit.recipient_limit},
+        recipients_per_message=policies.recipients_per_message,
+        connections_per_client=policies.connections_per_client,
+        unlimited_clients=sorted(address[host] for host in estate.services.webmail.hosts),
         queue_interval=policies.queue_interval,
     )
 
@@ -413,23 +435,25 @@ def _listeners(estate: Estate) -> list[Listener]:
 
 
 # The unit that listens on each service's ports once its role has run.
-_EXIM_UNIT, _CYRUS_UNIT, _DOVECOT_UNIT = "exim4.service", "cyrus-imapd.service", "dovecot.service"
+_UNITS = {
+    "mx": "exim4.service",
+    "store": "cyrus-imapd.service",
+    "backup": "cyrus-imapd.service",
+    "proxy": "dovecot.service",
+    "dns": "named.service",
+    "directory": "slapd.service",
+    "webmail": "nginx.service",
+    "lists": "mailman3.service",
+}
 
 
 def precheck_facts(estate: Estate, host: str) -> PrecheckFacts:
     """The precheck role's view of ``host``: its data volume and the ports its services need."""
-    services = estate.services
-    owners: dict[int, str] = {}
-    if host in services.mx.hosts:
-        owners |= {port.port: _EXIM_UNIT for port in estate.policies.ports.smtp_ports().values() if port.enabled}
-    if store_role(estate, host) is not None:
-        owners |= {listener.port: _CYRUS_UNIT for listener in _listeners(estate)}
-    if host in services.proxy.hosts:
-        owners |= {listener.port: _DOVECOT_UNIT for listener in _listeners(estate)}
+    owners = {(port.port, _UNITS[port.service]) for port in service_ports(estate, host)}
     storage = estate.host(host).storage
     return PrecheckFacts(
         data_mount=storage.mount if storage is not None else "",
-        ports=[PortOwner(port=port, unit=unit) for port, unit in sorted(owners.items())],
+        ports=[PortOwner(port=port, unit=unit) for port, unit in sorted(owners)],
     )
 
 
