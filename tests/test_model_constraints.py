@@ -620,6 +620,21 @@ RATE_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "recipients (99) is below messages (100)",
     ),
     (
+        # A throttle that a mistyped password or two would trip.
+        "login-throttle-below-three-failures",
+        {"policies.failed_logins": {"failures": 2}},
+        {"policies.failed_logins": {"failures": 3}},
+        "policies.failed_logins.failures",
+        "greater than or equal to 3",
+    ),
+    (
+        "relay-host-rate-without-a-period",
+        {"policies.relay_host_rate_limit": {"messages": 100, "period": "0h"}},
+        {"policies.relay_host_rate_limit": {"messages": 100, "period": "1h"}},
+        "policies.relay_host_rate_limit.period",
+        "should match pattern",
+    ),
+    (
         "one-connection-per-client",
         {"policies.connections_per_client": 1},
         {"policies.connections_per_client": 2},

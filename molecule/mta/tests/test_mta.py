@@ -13,6 +13,7 @@ checked next to an acceptance in the same test, so no test passes against a dead
 
 from __future__ import annotations
 
+import contextlib
 import email.message
 import email.utils
 import functools
@@ -193,6 +194,15 @@ def _mainlog(lines: int = 40) -> str:
 
 def _exim_pid(host: Any) -> str:
     return str(host.check_output("systemctl show --property=MainPID --value exim4.service"))
+
+
+def _forget_rates(host: Any) -> None:
+    """Start from a clean slate: the rates live in Exim's hints database."""
+    host.check_output("rm -f /var/spool/exim4/db/ratelimit /var/spool/exim4/db/ratelimit.lockfile")
+
+
+def _peer_script(peer: str, script: str) -> str:
+    return str(_peer(peer).check_output(f"python3 -c {shlex.quote(script)}")).strip()
 
 
 # Tests ----------------------------------------------------------------------------------
@@ -536,8 +546,7 @@ def test_dnsbl_listed_client_refused_and_a_refused_querys_answer_is_not_a_listin
 
 def test_outgoing_rate_limit_per_authenticated_user(host: Any) -> None:
     limit = int(_policy("rate_limit")["messages"])
-    # Start from a clean slate: the rates live in Exim's hints database.
-    host.check_output("rm -f /var/spool/exim4/db/ratelimit /var/spool/exim4/db/ratelimit.lockfile")
+    _forget_rates(host)
 
     def attempt(user: str) -> tuple[int, bytes]:
         client = _connect(_port("submission"), starttls=True)
@@ -555,10 +564,6 @@ def test_outgoing_rate_limit_per_authenticated_user(host: Any) -> None:
     assert all(code == 451 and b"rate limit" in text for code, text in deferred), deferred
     # Control: another user is not affected.
     assert attempt("alice")[0] == 250
-
-
-def _peer_script(peer: str, script: str) -> str:
-    return str(_peer(peer).check_output(f"python3 -c {shlex.quote(script)}")).strip()
 
 
 def test_recipients_of_one_message_are_capped_for_outside_clients_not_for_relay_hosts(host: Any) -> None:
@@ -584,7 +589,7 @@ client.quit()
 
 def test_recipient_rate_limit_per_authenticated_user_whatever_the_case_of_the_login(host: Any) -> None:
     limit = int(_policy("rate_limit")["recipients"])
-    host.check_output("rm -f /var/spool/exim4/db/ratelimit /var/spool/exim4/db/ratelimit.lockfile")
+    _forget_rates(host)
 
     def recipients(login: str, user: str, count: int) -> list[tuple[int, str]]:
         client = _connect(_port("submission"), starttls=True)
@@ -629,6 +634,68 @@ sockets = [socket.create_connection(({_hub()!r}, 25), timeout=30) for _ in range
 print(sorted({{s.makefile("rb").readline()[:3].decode() for s in sockets}}))
 """
     assert _peer_script("mta-peer-a", relayed) == "['220']"
+
+
+def test_a_relay_hosts_messages_are_rate_limited(host: Any) -> None:
+    limit = int(_policy("relay_host_rate_limit")["messages"])
+    _forget_rates(host)
+    sender = f"postmaster@{_outside()}"
+    relayed = f"""
+import smtplib
+codes = []
+for _ in range({limit + 3}):
+    client = smtplib.SMTP({_hub()!r}, 25, timeout=60)
+    client.ehlo()
+    codes.append(client.mail({sender!r})[0])
+    client.quit()
+print(" ".join(map(str, codes)))
+"""
+    try:
+        # mta-peer-a is the scenario's relay host.
+        codes = [int(code) for code in _peer_script("mta-peer-a", relayed).split()]
+        accepted = [code for code in codes if code == 250]
+        assert limit - 1 <= len(accepted) <= limit + 1 and codes[0] == 250, codes
+        # Deferred, never refused: the relay host's mail waits in its own queue.
+        assert all(code == 451 for code in codes if code != 250) and len(accepted) < len(codes), codes
+        # Control: an outside client is not held to the relay host's count.
+        client = _connect()
+        assert client.mail(sender)[0] == 250
+        client.quit()
+    finally:
+        _forget_rates(host)
+
+
+def test_a_host_whose_logins_keep_failing_is_cut_off(host: Any) -> None:
+    failures = int(_policy("failed_logins")["failures"])
+    _forget_rates(host)
+
+    def login(password: str) -> int:
+        """One AUTH PLAIN (smtplib's login() would try a second mechanism, a second failure)."""
+        client = _connect(_port("submission"), starttls=True)
+        client.user, client.password = "alice", password
+        try:
+            return int(client.auth("PLAIN", client.auth_plain)[0])
+        except smtplib.SMTPAuthenticationError as error:
+            return int(error.smtp_code)
+        except smtplib.SMTPServerDisconnected:
+            return 421
+        finally:
+            with contextlib.suppress(smtplib.SMTPServerDisconnected):
+                client.quit()
+
+    try:
+        assert login(_password("alice")) == 235
+        answers = [login("not-alices-password") for _ in range(failures + 3)]
+        # Each failure answered 535 until more than the allowance have failed; then the host is
+        # refused at AUTH, whatever the password.
+        answered = next((i for i, answer in enumerate(answers) if answer != 535), len(answers))
+        assert failures <= answered <= failures + 1, answers
+        assert login(_password("alice")) != 235
+        assert "AUTH refused" in _mainlog(50)
+    finally:
+        _forget_rates(host)
+    # Forgotten (as after the period), the right password works again.
+    assert login(_password("alice")) == 235
 
 
 def test_store_down_mail_queued_then_delivered(host: Any) -> None:

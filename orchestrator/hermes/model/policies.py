@@ -234,6 +234,8 @@ class Spam(StrictModel):
         return self
 
 
+# An Exim time: a number and s, m, h or d.
+_PERIOD = r"^[1-9][0-9]*[smhd]$"
 # A message's recipients allowed by default in an outgoing rate limit, per message allowed.
 RECIPIENTS_PER_MESSAGE_SENT = 10
 
@@ -248,7 +250,7 @@ class RateLimit(StrictModel):
         ge=1,
         description=f"recipients per period over all their messages; default {RECIPIENTS_PER_MESSAGE_SENT} per message",
     )
-    period: str = Field(pattern=r"^[1-9][0-9]*[smhd]$", description="Exim-style period such as 1h")
+    period: str = Field(pattern=_PERIOD, description="Exim-style period such as 1h")
 
     @property
     def recipient_limit(self) -> int:
@@ -263,6 +265,20 @@ class RateLimit(StrictModel):
                 "recipient, so the message limit could never be reached"
             )
         return self
+
+
+class HostRateLimit(StrictModel):
+    """What one relay host (a departmental server) may send per period."""
+
+    messages: int = Field(ge=1, description="messages one relay host may send per period")
+    period: str = Field(pattern=_PERIOD, description="Exim-style period such as 1h")
+
+
+class LoginThrottle(StrictModel):
+    """Failed SMTP logins one host may make per period; beyond them its AUTH is refused."""
+
+    failures: int = Field(default=10, ge=3, le=1000, description="failed logins per period (at least 3: people mistype)")
+    period: str = Field(default="1h", pattern=_PERIOD, description="Exim-style period such as 1h")
 
 
 class Policies(StrictModel):
@@ -285,6 +301,13 @@ class Policies(StrictModel):
         ge=100,
         le=10_000,
         description="most recipients of one message from outside or from a user; at least 100 (RFC 5321 4.5.3.1.8)",
+    )
+    relay_host_rate_limit: HostRateLimit = Field(
+        default_factory=lambda: HostRateLimit(messages=5000, period="1h"),
+        description="messages per host of the relay networks (the lists hosts and webmail are not limited)",
+    )
+    failed_logins: LoginThrottle = Field(
+        default_factory=LoginThrottle, description="failed SMTP logins per host before its AUTH is refused"
     )
     connections_per_client: int = Field(
         default=20,

@@ -128,6 +128,12 @@ class MtaFacts(Facts):
         "policies.outgoing_rate_limit", "messages and recipients per period per authenticated sender"
     )
     recipients_per_message: int = fact("policies.recipients_per_message", "most recipients of one message")
+    relay_host_rate_limit: dict[str, Any] = fact(
+        "policies.relay_host_rate_limit", "messages per period per host of the relay networks"
+    )
+    failed_logins: dict[str, Any] = fact(
+        "policies.failed_logins", "failed SMTP logins per period per host before its AUTH is refused"
+    )
     connections_per_client: int = fact("policies.connections_per_client", "most simultaneous connections from one outside host")
     unlimited_clients: list[str] = fact(
         "services.webmail.hosts",
@@ -391,6 +397,8 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         spam_reject_threshold=policies.spam.reject_threshold,
         rate_limit=policies.outgoing_rate_limit.model_dump() | {"recipients": policies.outgoing_rate_limit.recipient_limit},
         recipients_per_message=policies.recipients_per_message,
+        relay_host_rate_limit=policies.relay_host_rate_limit.model_dump(),
+        failed_logins=policies.failed_logins.model_dump(),
         connections_per_client=policies.connections_per_client,
         unlimited_clients=sorted(address[host] for host in estate.services.webmail.hosts),
         queue_interval=policies.queue_interval,
