@@ -147,6 +147,10 @@ def _send(client: smtplib.SMTP, sender: str, recipients: list[str], data: bytes)
     assert not refused, refused
 
 
+def _peer_script(peer: str, script: str) -> str:
+    return str(_peer(peer).check_output(f"python3 -c {shlex.quote(script)}")).strip()
+
+
 def _from_peer(peer: str, recipient: str, data: bytes | None = None) -> dict[str, Any]:
     """One SMTP transaction to the hub's port 25 from inside a peer (its own address)."""
     script = f"""
@@ -163,8 +167,7 @@ if code == 250 and data is not None:
 client.quit()
 print(json.dumps(result))
 """
-    out = _peer(peer).check_output(f"python3 -c {shlex.quote(script)}")
-    return dict(json.loads(out))
+    return dict(json.loads(_peer_script(peer, script)))
 
 
 # Sinks and the queue --------------------------------------------------------------------
@@ -199,10 +202,6 @@ def _exim_pid(host: Any) -> str:
 def _forget_rates(host: Any) -> None:
     """Start from a clean slate: the rates live in Exim's hints database."""
     host.check_output("rm -f /var/spool/exim4/db/ratelimit /var/spool/exim4/db/ratelimit.lockfile")
-
-
-def _peer_script(peer: str, script: str) -> str:
-    return str(_peer(peer).check_output(f"python3 -c {shlex.quote(script)}")).strip()
 
 
 # Tests ----------------------------------------------------------------------------------

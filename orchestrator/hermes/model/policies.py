@@ -240,17 +240,22 @@ _PERIOD = r"^[1-9][0-9]*[smhd]$"
 RECIPIENTS_PER_MESSAGE_SENT = 10
 
 
-class RateLimit(StrictModel):
+class MessageRate(StrictModel):
+    """Messages one sender (a host, a user) may send per period."""
+
+    messages: int = Field(ge=1, description="messages per period")
+    period: str = Field(pattern=_PERIOD, description="Exim-style period such as 1h")
+
+
+class RateLimit(MessageRate):
     """What one authenticated user may send per period: messages, and recipients over all of
     them (one message to a thousand recipients is a thousand deliveries)."""
 
-    messages: int = Field(ge=1, description="messages an authenticated user may send per period")
     recipients: int | None = Field(
         default=None,
         ge=1,
         description=f"recipients per period over all their messages; default {RECIPIENTS_PER_MESSAGE_SENT} per message",
     )
-    period: str = Field(pattern=_PERIOD, description="Exim-style period such as 1h")
 
     @property
     def recipient_limit(self) -> int:
@@ -265,13 +270,6 @@ class RateLimit(StrictModel):
                 "recipient, so the message limit could never be reached"
             )
         return self
-
-
-class HostRateLimit(StrictModel):
-    """What one relay host (a departmental server) may send per period."""
-
-    messages: int = Field(ge=1, description="messages one relay host may send per period")
-    period: str = Field(pattern=_PERIOD, description="Exim-style period such as 1h")
 
 
 class LoginThrottle(StrictModel):
@@ -302,9 +300,9 @@ class Policies(StrictModel):
         le=10_000,
         description="most recipients of one message from outside or from a user; at least 100 (RFC 5321 4.5.3.1.8)",
     )
-    relay_host_rate_limit: HostRateLimit = Field(
-        default_factory=lambda: HostRateLimit(messages=5000, period="1h"),
-        description="messages per host of the relay networks (the lists hosts and webmail are not limited)",
+    relay_host_rate_limit: MessageRate = Field(
+        default_factory=lambda: MessageRate(messages=5000, period="1h"),
+        description="messages per period of each host in the relay networks (hosts outside them are not held to it)",
     )
     failed_logins: LoginThrottle = Field(
         default_factory=LoginThrottle, description="failed SMTP logins per host before its AUTH is refused"
