@@ -225,7 +225,7 @@ class FakeRunner:
         self.answers = answers
         self.calls: list[tuple[str, tuple[str, ...]]] = []
 
-    def run(self, host: str, argv: tuple[str, ...] | list[str]) -> str:
+    def run(self, host: str, argv: tuple[str, ...] | list[str], **_: object) -> str:
         self.calls.append((host, tuple(argv)))
         if host not in self.answers:
             raise StoreError(f"{host}: unreachable")

@@ -47,7 +47,7 @@ class Canned:
         self.answers = answers
         self.calls: list[tuple[str, tuple[str, ...]]] = []
 
-    def run(self, host: str, argv: tuple[str, ...]) -> str:
+    def run(self, host: str, argv: tuple[str, ...], **_: object) -> str:
         self.calls.append((host, tuple(argv)))
         if host not in self.answers:
             raise StoreError(f"{host}: podman exited 125: no such container")
@@ -125,7 +125,7 @@ def test_without_lab_the_hosts_are_reached_by_ssh(monkeypatch: pytest.MonkeyPatc
             super().__init__(addresses, user=user)
             made.append(self)
 
-        def run(self, host: str, argv: tuple[str, ...] | list[str]) -> str:
+        def run(self, host: str, argv: tuple[str, ...] | list[str], **_: object) -> str:
             raise StoreError(f"{host}: ssh exited 255: Connection refused")
 
     monkeypatch.setattr(store_cli, "SshRunner", Recording)

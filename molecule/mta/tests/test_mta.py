@@ -249,9 +249,12 @@ def test_mailbox_map_change_needs_no_restart(host: Any) -> None:
     """Moving a user is a new lookup file, swapped by rename; the daemon is not touched."""
     pid = _exim_pid(host)
     user = "carol"
-    before, after = _store_of(user), next(s for s in ("mta-peer-a", "mta-peer-b") if s != _store_of(user))
+    pairs = _vars()["hermes_store_pairs"]
+    elsewhere = next(p for p in sorted(pairs) if p != _vars()["hermes_placement"][user])
+    before, after = _store_of(user), str(pairs[elsewhere]["live"])
+    assert before != after
     mailboxes = "/etc/exim4/hermes/mailboxes"
-    moved = f"{user}: {_address(after)}"
+    moved = f"{user}: {elsewhere}"
     host.check_output(
         f"cp -p {mailboxes} {mailboxes}.orig && sed 's/^{user}: .*/{moved}/' {mailboxes}.orig > {mailboxes}.new"
         f" && chown --reference={mailboxes} {mailboxes}.new && chmod --reference={mailboxes} {mailboxes}.new"

@@ -2,8 +2,9 @@
 live member and its receivers (spare, backup) agree, mailbox by mailbox?
 
 ``examine`` parses what the hosts report (pure), ``check`` compares it (pure) and gathers
-it through a ``runner`` (podman exec in the lab, ssh in production); ``cli`` is the
-``hermesctl store`` sub-app. Core modules never import the CLI.
+it through a ``runner`` (podman exec in the lab, ssh in production); ``hold`` holds a pair's
+mail and logins at the MX hosts and proxies; ``cli`` is the ``hermesctl store`` sub-app.
+Core modules never import the CLI.
 """
 
 from hermes.errors import StoreError

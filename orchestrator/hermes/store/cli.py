@@ -1,4 +1,4 @@
-"""``hermesctl store``: the message store's replication state, per pair.
+"""``hermesctl store``: the message store's replication state per pair, and holding a pair.
 
 Registered by the main CLI with ``app.add_typer(store_app, name="store")``. Commands parse
 options and call :mod:`hermes.store.check` at once; errors are reported by
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +20,7 @@ from hermes.errors import ExitCode
 from hermes.loader import load_estate
 from hermes.paths import DEFAULT_ESTATE
 from hermes.store.check import Agreement, ChannelStatus, MailboxComparison, PairStatus, check_pairs, pair_specs
+from hermes.store.hold import HostHold, hold, hold_targets, release
 from hermes.store.runner import CommandRunner, PodmanRunner, SshRunner
 
 store_app = typer.Typer(
@@ -113,14 +115,24 @@ def status_table(status: PairStatus, *, problems_only: bool = False) -> Table:
     return table
 
 
+LabOption = Annotated[bool, typer.Option("--lab", help="Reach the hosts as the local lab's containers (podman exec).")]
+SshUserOption = Annotated[str, typer.Option(help="Without --lab: the ssh login on the hosts (then runuser as needed).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+PairArgument = Annotated[str, typer.Argument(help="The store pair, by its name in the estate.", show_default=False)]
+
+
+def _runner(addresses: dict[str, str], *, lab: bool, ssh_user: str) -> CommandRunner:
+    return PodmanRunner() if lab else SshRunner(addresses, user=ssh_user)
+
+
 @store_app.command("status")
 def status(
     *,
     estate: EstateOption = DEFAULT_ESTATE,
     pair: Annotated[list[str] | None, typer.Option("--pair", "-p", help="Only this pair (repeatable).")] = None,
-    lab: Annotated[bool, typer.Option("--lab", help="Reach the hosts as the local lab's containers (podman exec).")] = False,
-    ssh_user: Annotated[str, typer.Option(help="Without --lab: the ssh login on the hosts (then runuser -u cyrus).")] = "root",
-    json_output: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    lab: LabOption = False,
+    ssh_user: SshUserOption = "root",
+    json_output: JsonOption = False,
     problems_only: Annotated[bool, typer.Option("--problems", help="List only the mailboxes that disagree.")] = False,
 ) -> None:
     """Per pair: is replication caught up (no pending sync logs), and does every mailbox
@@ -130,7 +142,7 @@ def status(
         loaded = load_estate(estate)
         specs = pair_specs(loaded, pair or [])
         addresses = {name: str(address) for name, address in loaded.addresses.items()}
-        runner: CommandRunner = PodmanRunner() if lab else SshRunner(addresses, user=ssh_user)
+        runner = _runner(addresses, lab=lab, ssh_user=ssh_user)
         if json_output:
             statuses = check_pairs(specs, runner)
         else:
@@ -143,3 +155,72 @@ def status(
             out.print(status_table(pair_status, problems_only=problems_only))
     if not all(s.in_sync for s in statuses):
         raise typer.Exit(ExitCode.OUT_OF_SYNC)
+
+
+def hold_table(title: str, results: list[HostHold]) -> Table:
+    flushed = any(r.queued_before is not None for r in results)
+    columns = ["host", "service", "pairs held now", "changed"]
+    if flushed:
+        columns += ["queued before", "queued after", "flush"]
+    table = Table(*columns, title=title)
+    for r in results:
+        row = [r.host, r.service, ", ".join(r.held) or "-", "yes" if r.changed else "no"]
+        if flushed:
+            row += (
+                ["", "", ""]
+                if r.queued_before is None
+                else [
+                    str(r.queued_before),
+                    str(r.queued_after) if not r.queued_after else f"[red]{r.queued_after}[/red]",
+                    f"{r.flush_seconds:.1f} s",
+                ]
+            )
+        table.add_row(*row)
+    return table
+
+
+def _hold_or_release(pair: str, *, held: bool, estate: Path, lab: bool, ssh_user: str, json_output: bool) -> None:
+    verb = "hold" if held else "release"
+    with reporting():
+        loaded = load_estate(estate)
+        targets = hold_targets(loaded)
+        targets.check(pair)
+        runner = _runner({n: str(a) for n, a in loaded.addresses.items()}, lab=lab, ssh_user=ssh_user)
+        with err.status(f"{verb} of store pair {pair} on the MX hosts and proxies"):
+            results = (hold if held else release)(runner, targets, pair)
+    if json_output:
+        document = {"pair": pair, "held": held, "hosts": [asdict(r) for r in results]}
+        out.print(json.dumps(document, indent=2, sort_keys=True), markup=False)
+    else:
+        out.print(hold_table(f"Store pair {pair}: {'held' if held else 'released'}", results))
+    if not held and any(r.queued_after for r in results):
+        raise typer.Exit(ExitCode.OUT_OF_SYNC)
+
+
+@store_app.command("hold")
+def hold_command(
+    pair: PairArgument,
+    *,
+    estate: EstateOption = DEFAULT_ESTATE,
+    lab: LabOption = False,
+    ssh_user: SshUserOption = "root",
+    json_output: JsonOption = False,
+) -> None:
+    """Hold a store pair: the MX hosts keep its users' mail queued (delivery deferred, never
+    refused) and the proxies refuse its users' logins with a temporary failure and end their
+    sessions, until `store release`. Idempotent; a deploy does not undo it."""
+    _hold_or_release(pair, held=True, estate=estate, lab=lab, ssh_user=ssh_user, json_output=json_output)
+
+
+@store_app.command("release")
+def release_command(
+    pair: PairArgument,
+    *,
+    estate: EstateOption = DEFAULT_ESTATE,
+    lab: LabOption = False,
+    ssh_user: SshUserOption = "root",
+    json_output: JsonOption = False,
+) -> None:
+    """Release a held store pair: logins are let through again, and each MX delivers the
+    mail it queued for the pair at once. Exit 1 when some of it is still queued afterwards."""
+    _hold_or_release(pair, held=False, estate=estate, lab=lab, ssh_user=ssh_user, json_output=json_output)

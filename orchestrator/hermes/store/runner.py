@@ -1,4 +1,4 @@
-"""How the store check reaches a host: a command run there as the cyrus user.
+"""How the store commands reach a host: a command run there as the cyrus user (or root).
 
 :class:`PodmanRunner` is the lab (`podman exec` into the container named after the host),
 :class:`SshRunner` a real estate (ssh to the host's address, then ``runuser``). Both
@@ -19,14 +19,14 @@ CYRUS_USER = "cyrus"
 
 
 class CommandRunner(Protocol):
-    def run(self, host: str, argv: Sequence[str]) -> str:
-        """Run ``argv`` on ``host`` as the cyrus user; its standard output."""
+    def run(self, host: str, argv: Sequence[str], *, user: str = CYRUS_USER, stdin: str | None = None) -> str:
+        """Run ``argv`` on ``host`` as ``user`` (Cyrus's own by default), fed ``stdin``; its standard output."""
         ...
 
 
-def _run(command: list[str], host: str, *, env: Mapping[str, str] | None, timeout: float) -> str:
+def _run(command: list[str], host: str, *, env: Mapping[str, str] | None, timeout: float, stdin: str | None = None) -> str:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        result = subprocess.run(command, input=stdin, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     except FileNotFoundError:
         raise StoreError(f"{command[0]} is not installed") from None
     except subprocess.TimeoutExpired:
@@ -43,10 +43,12 @@ class PodmanRunner:
     def __init__(self, *, timeout: float = 120.0) -> None:
         self.timeout = timeout
 
-    def run(self, host: str, argv: Sequence[str]) -> str:
+    def run(self, host: str, argv: Sequence[str], *, user: str = CYRUS_USER, stdin: str | None = None) -> str:
         from hermes.lab.image import podman_env
 
-        return _run(["podman", "exec", "--user", CYRUS_USER, host, *argv], host, env=podman_env(), timeout=self.timeout)
+        interactive = ["--interactive"] if stdin is not None else []
+        command = ["podman", "exec", *interactive, "--user", user, host, *argv]
+        return _run(command, host, env=podman_env(), timeout=self.timeout, stdin=stdin)
 
 
 class SshRunner:
@@ -57,9 +59,9 @@ class SshRunner:
         self.user = user
         self.timeout = timeout
 
-    def command(self, host: str, argv: Sequence[str]) -> list[str]:
-        remote = shlex.join(["runuser", "-u", CYRUS_USER, "--", *argv])
+    def command(self, host: str, argv: Sequence[str], *, user: str = CYRUS_USER) -> list[str]:
+        remote = shlex.join(list(argv) if user == self.user else ["runuser", "-u", user, "--", *argv])
         return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"{self.user}@{self.addresses[host]}", remote]
 
-    def run(self, host: str, argv: Sequence[str]) -> str:
-        return _run(self.command(host, argv), host, env=None, timeout=self.timeout)
+    def run(self, host: str, argv: Sequence[str], *, user: str = CYRUS_USER, stdin: str | None = None) -> str:
+        return _run(self.command(host, argv, user=user), host, env=None, timeout=self.timeout, stdin=stdin)
