@@ -629,5 +629,85 @@ def _site_paths(
     return vault, certificates
 
 
+# Registered here, not in hermes.store.cli: a switchover deploys, with deploy's own plumbing.
+@store_app.command("switchover")
+def switchover_command(
+    pair: Annotated[str, typer.Argument(help="The store pair, by its name in the estate.", show_default=False)],
+    estate: EstateOption = DEFAULT_ESTATE,
+    output: OutputOption = None,
+    lab: LabOption = False,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
+    ssh_user: SshUserOption = None,
+    max_lag: Annotated[
+        float, typer.Option(help="Refuse to start when the spare or the backup server is further behind than this (seconds).")
+    ] = 30.0,
+    drain_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for replication to catch up, after the hold and after the flip.")
+    ] = 120.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the steps and figures as JSON.")] = False,
+) -> None:
+    """Planned switchover: the pair's spare becomes live and the live member the spare. Gated on
+    replication (at most --max-lag behind, no split mailbox); the pair is held meanwhile (mail queued, logins refused
+    temporarily), the old live member stopped and checked, the estate file and render
+    updated, the pair, MX hosts, proxies and DNS hosts deployed (no provisioning), the new
+    direction checked, and the pair released. See docs/store.md."""
+    from hermes.deploy import DeployOptions
+    from hermes.store.runner import PodmanRunner, SshRunner
+    from hermes.store.switchover import Step, SwitchoverPlan, record_live, switch, switchover_plan
+
+    def write_render(inventory: Path, files: dict[str, str], render_diff: str) -> Path:
+        if render_diff:
+            write_tree(inventory, files)
+        return inventory
+
+    def flip(plan: SwitchoverPlan, tags: tuple[str, ...], skip_tags: tuple[str, ...]) -> None:
+        record_live(estate, plan.pair, plan.new_live)
+        options = DeployOptions("site.yml", plan.limit, tags=tags, skip_tags=skip_tags)
+        deployment = _deployment(
+            estate,
+            output,
+            options,
+            lab=lab,
+            vault=vault,
+            vault_password_file=vault_password_file,
+            certificates=certificates,
+            ssh_user=ssh_user,
+            inventory_for=write_render,
+        )
+        _run(deployment, f"switching {plan.pair} over to {plan.new_live}")
+
+    def progress(step: Step) -> None:
+        if not json_output:
+            err.print(f"{step.name}: {step.detail} ({step.seconds:.1f} s)", markup=False)
+
+    with reporting():
+        loaded, committed, files = _render(estate, output)
+        if diff(committed, files):
+            raise StaleRenderError(f"{committed} is stale: render and deploy the estate before a switchover")
+        switchover_plan(loaded, pair)
+        addresses = {name: str(address) for name, address in loaded.addresses.items()}
+        runner = PodmanRunner() if lab else SshRunner(addresses, user=ssh_user or "root")
+        report = switch(loaded, pair, runner, flip, max_lag=max_lag, drain_timeout=drain_timeout, on_step=progress)
+    if json_output:
+        document = {
+            "pair": pair,
+            "live": report.plan.new_live,
+            "spare": report.plan.old_live,
+            "deployed_to": list(report.plan.hosts),
+            "held_seconds": report.held_seconds,
+            "queued_messages": report.queued,
+            "steps": [{"step": s.name, "seconds": s.seconds, "detail": s.detail} for s in report.steps],
+        }
+        out.print(json.dumps(document, indent=2, sort_keys=True), markup=False)
+        return
+    table = Table("step", "seconds", "what", title=f"Switchover of {pair}: {report.plan.new_live} is live")
+    for s in report.steps:
+        table.add_row(s.name, f"{s.seconds:.1f}", s.detail)
+    table.caption = f"held {report.held_seconds:.1f} s (logins refused, mail queued); {report.queued} message(s) were queued"
+    out.print(table)
+
+
 def main() -> None:
     app()

@@ -76,6 +76,8 @@ class DeployOptions:
     # Ansible tags (each role tags its parts <role>_install, _configure, _run); the prechecks
     # run whatever the tags.
     tags: tuple[str, ...] = ()
+    # Tags left out (a switchover skips the store's provisioning).
+    skip_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def runner_call(estate: DeployEstate, target: Target, options: DeployOptions, *,
         "--diff",
         *(["--check"] if options.check else []),
         *([f"--tags={','.join(options.tags)}"] if options.tags else []),
+        *([f"--skip-tags={','.join(options.skip_tags)}"] if options.skip_tags else []),
     ]
     envvars = {
         "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),

@@ -108,6 +108,10 @@ class MtaFacts(Facts):
     )
     lists: list[str] = fact("services.lists.lists[].name", "the lists: no other address of the lists' domain is accepted")
     store_pairs: dict[str, str] = fact("services.store_pairs[].live", "store pair -> address of its live member")
+    store_members: list[str] = fact(
+        "services.store_pairs[].master, .replica",
+        "addresses of every pair member, live or spare: retried at every queue run, so a switchover changes no configuration",
+    )
     relay_networks: list[str] = fact(
         "services.mx.relay_networks[].subnet", "client networks that may relay without authenticating"
     )
@@ -386,6 +390,9 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
         lists=sorted(m.name for m in estate.services.lists.lists),
         store_pairs={pair.name: address[pair.live] for pair in estate.services.store_pairs},
+        store_members=sorted(
+            {address[member] for pair in estate.services.store_pairs for member in pair.members}, key=netaddr.IPAddress
+        ),
         relay_networks=[str(subnet) for subnet in relays],
         never_relay_hosts=sorted(
             {str(n.router) for n in estate.networks if any(n.router in subnet for subnet in relays)}, key=netaddr.IPAddress

@@ -111,7 +111,7 @@ def held_pairs(text: str, service: str) -> frozenset[str]:
     return frozenset(line.removeprefix(_PROXY_PAIR).strip() for line in text.splitlines() if line.startswith(_PROXY_PAIR))
 
 
-_QUEUE_HEAD = re.compile(r"^\s*\S+\s+\S+\s+(\S{6}-\S{6}-\S{2,4})\s")
+_QUEUE_HEAD = re.compile(r"^\s*\S+\s+\S+\s+\S{6}-\S{6,11}-\S{2,4}\s")  # age size id <sender>
 
 
 def queued_for(queue_listing: str, mail_domain: str, users: Iterable[str]) -> int:

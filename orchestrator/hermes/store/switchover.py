@@ -1,0 +1,246 @@
+"""A planned switchover of a store pair: its spare becomes the live member and the live member
+the spare, with every message kept and no mailbox created on the way.
+
+The steps, each timed in the report (:class:`Step`):
+
+1. **gate** — the spare is at most ``max_lag`` seconds behind and no mailbox is split (a
+   different unique id or UIDVALIDITY on the two ends, or one only on a receiver), else
+   nothing is done;
+2. **hold** — :func:`hermes.store.hold.hold`: mail waits on the MX queues, logins get a
+   temporary failure, open sessions end;
+3. **drain** — the pair is in sync: what was delivered before the hold has replicated;
+4. **stop** — Cyrus stops on the live member; its snapshot, read from disk, must show
+   nothing pending and every mailbox agreeing with the spare and the backup server;
+5. **flip** — the estate file records the new live member (:func:`record_live`), the
+   inventory is rendered again, and the deploy runs on the pair, the MX hosts, the proxies and
+   the DNS hosts, only the parts a live member changes (:data:`FLIP_TAGS`) and without the
+   provisioning, so the promoted member creates no mailbox;
+6. **verify** — the pair is in sync in its new direction;
+7. **release** — logins reach the new live member; each MX delivers what it queued.
+
+A failure before the flip restarts Cyrus on the old live member and releases the pair: the
+estate is as it was. A failure from the flip on leaves the pair held (mail queued, logins
+refused, nothing lost) and says so; the runbook in docs/store.md says what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from hermes.errors import ExitCode, HermesError, UsageError
+from hermes.loader import LoadedEstate, load_estate
+from hermes.store.check import Agreement, PairSpec, PairStatus, check_pairs, pair_specs
+from hermes.store.hold import HostHold, hold, hold_targets, release
+from hermes.store.runner import CommandRunner
+
+ROOT = "root"
+CYRUS_UNIT = "cyrus-imapd.service"
+# What a new live member changes, and all the flip deploys (the held time is mostly this
+# run): the members' Cyrus, the MX hosts' and proxies' maps, the mail[a-z] names. The
+# provisioning of the live member (mailboxes and quotas) is left out.
+FLIP_TAGS = ("cyrus_store_configure", "cyrus_store_run", "mta_configure", "imap_proxy_configure", "dns_configure", "dns_run")
+PROVISION_TAG = "cyrus_store_provision"
+
+
+class SwitchoverError(HermesError):
+    """A switchover stopped; ``steps`` says how far it went and ``held`` whether the pair still is."""
+
+    exit_code = ExitCode.OUT_OF_SYNC
+
+    def __init__(self, message: str, steps: Sequence[Step], *, held: bool) -> None:
+        self.steps = tuple(steps)
+        self.held = held
+        state = "the pair is still HELD: mail queued, logins refused" if held else "the pair is not held"
+        super().__init__(f"{message} ({state}; see docs/store.md, Switchover)")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    seconds: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class SwitchoverPlan:
+    """What a switchover of one pair touches."""
+
+    pair: str
+    old_live: str
+    new_live: str
+    hosts: tuple[str, ...]  # the deploy's limit
+
+    @property
+    def limit(self) -> str:
+        return ",".join(self.hosts)
+
+
+@dataclass
+class Switchover:
+    """The switchover's report, filled in as it goes."""
+
+    plan: SwitchoverPlan
+    steps: list[Step] = field(default_factory=list)
+    released: list[HostHold] = field(default_factory=list)
+    held_seconds: float = 0.0
+
+    @property
+    def queued(self) -> int:
+        return sum(r.queued_before or 0 for r in self.released)
+
+
+def switchover_plan(loaded: LoadedEstate, pair: str) -> SwitchoverPlan:
+    pairs = {p.name: p for p in loaded.estate.services.store_pairs}
+    if pair not in pairs:
+        raise UsageError(f"no store pair {pair} in estate {loaded.estate.name} (pairs: {', '.join(sorted(pairs))})")
+    services = loaded.estate.services
+    chosen = pairs[pair]
+    hosts = {chosen.master, chosen.replica, *services.mx.hosts, *services.proxy.hosts, *services.dns.hosts}
+    return SwitchoverPlan(pair, chosen.live, chosen.spare, tuple(sorted(hosts)))
+
+
+def record_live(estate: Path, pair: str, member: str) -> None:
+    """Write ``member`` as ``pair``'s live member in the estate file. Only that value changes
+    (a YAML dump would lose the file's comments and layout); the file is loaded again, and
+    put back as it was if that fails."""
+    original = estate.read_text(encoding="utf-8")
+    data = YAML().load(original)  # round-trip: keeps each value's line and column
+    [entry] = [p for p in data["services"]["store_pairs"] if p["name"] == pair]
+    line, column = entry.lc.value("live")
+    lines = original.splitlines(keepends=True)
+    text = lines[line]
+    quote = text[column] if text[column] in "'\"" else ""
+    old = f"{quote}{entry['live']}{quote}"
+    if not text.startswith(old, column):
+        raise UsageError(f"{estate}: cannot find store pair {pair}'s live member where YAML puts it (line {line + 1})")
+    lines[line] = text[:column] + f"{quote}{member}{quote}" + text[column + len(old) :]
+    estate.write_text("".join(lines), encoding="utf-8")
+    try:
+        load_estate(estate)
+    except HermesError:
+        estate.write_text(original, encoding="utf-8")
+        raise
+
+
+def _in_sync(specs: list[PairSpec], runner: CommandRunner) -> PairStatus:
+    [status] = check_pairs(specs, runner)
+    return status
+
+
+def _why(status: PairStatus) -> str:
+    parts = []
+    for channel in status.channels:
+        if not channel.caught_up:
+            parts.append(f"{channel.channel}: {len(channel.pending_logs)} pending sync log(s)")
+        if channel.agreeing != len(channel.mailboxes):
+            parts.append(f"{channel.channel}: {len(channel.mailboxes) - channel.agreeing} mailbox(es) disagree")
+    return "; ".join(parts) or "in sync"
+
+
+# Differences replication cannot settle: the same name created twice, independently.
+_SPLIT = frozenset({"unique_id", "uidvalidity"})
+
+
+def _gate(status: PairStatus, max_lag: float) -> str:
+    """Why the pair cannot be switched over now ("" when it can)."""
+    problems = []
+    for c in status.channels:
+        if c.lag_seconds > max_lag:
+            problems.append(f"{c.channel}: {c.lag_seconds:.0f} s behind (at most {max_lag:.0f} s)")
+        problems += [
+            f"{c.channel}: {m.mailbox} {m.agreement} ({', '.join(m.differences)})"
+            for m in c.mailboxes
+            if m.agreement is Agreement.EXTRA or (m.agreement is Agreement.DIFFER and _SPLIT & set(m.differences))
+        ]
+    return "; ".join(problems)
+
+
+def _wait_in_sync(specs: list[PairSpec], runner: CommandRunner, timeout: float) -> PairStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _in_sync(specs, runner)
+        if status.in_sync or time.monotonic() > deadline:
+            return status
+        time.sleep(1)
+
+
+def switch(
+    loaded: LoadedEstate,
+    pair: str,
+    runner: CommandRunner,
+    deploy: Callable[[SwitchoverPlan, tuple[str, ...], tuple[str, ...]], None],
+    *,
+    max_lag: float = 30.0,
+    drain_timeout: float = 120.0,
+    on_step: Callable[[Step], None] = lambda _: None,
+) -> Switchover:
+    """Switch ``pair`` over (the module's steps); ``deploy(plan, tags, skip_tags)`` renders and deploys."""
+    plan = switchover_plan(loaded, pair)
+    report = Switchover(plan)
+    targets = hold_targets(loaded)
+    specs = pair_specs(loaded, [pair])
+
+    def step(name: str, started: float, detail: str) -> None:
+        done = Step(name, time.monotonic() - started, detail)
+        report.steps.append(done)
+        on_step(done)
+
+    started = time.monotonic()
+    status = _in_sync(specs, runner)
+    problem = _gate(status, max_lag)
+    if problem:
+        raise SwitchoverError(f"{pair} cannot be switched over: {problem}", report.steps, held=False)
+    lag = max(c.lag_seconds for c in status.channels)
+    step("gate", started, f"{pair}: {sum(len(c.mailboxes) for c in status.channels)} mailbox copies, lag {lag:.1f} s")
+
+    held_at = started = time.monotonic()
+    hold(runner, targets, pair)
+    step(
+        "hold",
+        started,
+        f"{len(targets.users[pair])} users held on {len(targets.mx_hosts)} MX, {len(targets.proxy_hosts)} proxies",
+    )
+
+    def back_out(message: str) -> SwitchoverError:
+        runner.run(plan.old_live, ["systemctl", "start", CYRUS_UNIT], user=ROOT)
+        report.released = release(runner, targets, pair)
+        return SwitchoverError(message, report.steps, held=False)
+
+    started = time.monotonic()
+    status = _wait_in_sync(specs, runner, drain_timeout)
+    if not status.in_sync:
+        raise back_out(f"{pair} did not catch up within {drain_timeout:.0f} s of the hold: {_why(status)}")
+    step("drain", started, "replication caught up")
+
+    started = time.monotonic()
+    runner.run(plan.old_live, ["systemctl", "stop", CYRUS_UNIT], user=ROOT)
+    status = _in_sync(specs, runner)
+    if not status.in_sync:
+        raise back_out(f"{plan.old_live} stopped with {_why(status)}")
+    step("stop", started, f"Cyrus stopped on {plan.old_live}; nothing pending, every mailbox agrees")
+
+    started = time.monotonic()
+    try:
+        deploy(plan, FLIP_TAGS, (PROVISION_TAG,))
+    except HermesError as error:
+        raise SwitchoverError(f"the flip's deploy failed: {error}", report.steps, held=True) from error
+    step("flip", started, f"{plan.new_live} live, {plan.old_live} spare; deployed to {plan.limit}")
+
+    started = time.monotonic()
+    flipped = [PairSpec(s.name, plan.new_live, plan.old_live, s.backup, s.owners) for s in specs]
+    status = _wait_in_sync(flipped, runner, drain_timeout)
+    if not status.in_sync:
+        raise SwitchoverError(f"{plan.new_live} does not replicate: {_why(status)}", report.steps, held=True)
+    step("verify", started, f"{plan.new_live} replicates to {', '.join(c.target for c in status.channels)}")
+
+    started = time.monotonic()
+    report.released = release(runner, targets, pair)
+    report.held_seconds = time.monotonic() - held_at
+    still = sum(r.queued_after or 0 for r in report.released)
+    step("release", started, f"{report.queued} queued message(s) delivered" + (f", {still} still queued" if still else ""))
+    return report

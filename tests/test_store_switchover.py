@@ -1,0 +1,170 @@
+"""The switchover's order of steps and its refusals, with the hosts, the check and the deploy
+replaced: a recording runner (tests/test_store_hold.py's), scripted pair statuses and a
+deploy that records its limit. The real thing runs in molecule/lab."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hermes.errors import EstateError
+from hermes.loader import load_estate
+from hermes.store import switchover as switchover_module
+from hermes.store.check import Agreement, ChannelStatus, MailboxComparison, PairSpec, PairStatus
+from hermes.store.examine import SyncLogFile
+from hermes.store.hold import MX_HOLDS_FILE, held_pairs, hold_targets
+from hermes.store.switchover import PROVISION_TAG, SwitchoverError, SwitchoverPlan, record_live, switch, switchover_plan
+from tests.conftest import LAB, WriteEstate
+from tests.test_store_hold import Hosts
+
+IN_SYNC = PairStatus("cyrus-1", "store-1a", (ChannelStatus("replica", "store-1a", "store-1b", (), None, ()),))
+# A minute behind: too far for the gate (30 s), and never in sync.
+BEHIND = PairStatus(
+    "cyrus-1",
+    "store-1a",
+    (ChannelStatus("replica", "store-1a", "store-1b", (SyncLogFile("replica", "log", 10, 0.0),), 60.0, ()),),
+)
+# A second behind, as under load: the gate lets it through, the drain waits for it.
+BUSY = PairStatus(
+    "cyrus-1",
+    "store-1a",
+    (ChannelStatus("replica", "store-1a", "store-1b", (SyncLogFile("replica", "log", 10, 0.0),), 1.0, ()),),
+)
+
+
+class Cyrus(Hosts):
+    """Hosts that also answer systemctl, recording it."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.units: list[tuple[str, str]] = []
+
+    def run(self, host: str, argv: Any, *, user: str = "cyrus", stdin: str | None = None) -> str:
+        if list(argv[:1]) == ["systemctl"]:
+            self.units.append((host, argv[1]))
+            return ""
+        return super().run(host, argv, user=user, stdin=stdin)
+
+
+@pytest.fixture
+def statuses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[PairStatus]]:
+    """Scripted answers of the check, in order; the last one repeats."""
+    script: list[PairStatus] = []
+    asked: list[list[PairSpec]] = []
+
+    def answer(specs: list[PairSpec], runner: object) -> PairStatus:
+        asked.append(specs)
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    monkeypatch.setattr(switchover_module, "_in_sync", answer)
+    monkeypatch.setattr(switchover_module.time, "sleep", lambda _: None)
+    monkeypatch.setattr("hermes.store.hold.MAP_RELOAD_SECONDS", 0)
+    yield script
+
+
+def test_a_switchover_holds_drains_stops_flips_verifies_and_releases(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    statuses += [BUSY, BUSY, IN_SYNC]  # the gate under load, the drain once held
+    hosts = Cyrus(hold_targets(loaded))
+    deployed: list[tuple[SwitchoverPlan, tuple[str, ...], tuple[str, ...]]] = []
+
+    def deploy(plan: SwitchoverPlan, tags: tuple[str, ...], skip: tuple[str, ...]) -> None:
+        # The pair is held while the flip deploys, and the old live member is stopped.
+        assert all(held_pairs(text, "mx") == {"cyrus-1"} for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
+        assert hosts.units == [("store-1a", "stop")]
+        deployed.append((plan, tags, skip))
+
+    report = switch(loaded, "cyrus-1", hosts, deploy)
+    assert [s.name for s in report.steps] == ["gate", "hold", "drain", "stop", "flip", "verify", "release"]
+    [(plan, tags, skip)] = deployed
+    assert (plan.old_live, plan.new_live) == ("store-1a", "store-1b")
+    assert skip == (PROVISION_TAG,) and "cyrus_store_run" in tags and "mta_configure" in tags
+    # The pair, every MX, proxy and DNS host; not the other pair nor the backup server.
+    services = loaded.estate.services
+    assert set(plan.hosts) == {"store-1a", "store-1b", *services.mx.hosts, *services.proxy.hosts, *services.dns.hosts}
+    assert "store-2a" not in plan.hosts and "backup-1" not in plan.hosts
+    assert all(not held_pairs(text, "mx") for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
+
+
+def test_a_pair_out_of_sync_is_refused_before_anything_is_touched(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    statuses += [BEHIND]
+    hosts = Cyrus(hold_targets(loaded))
+    with pytest.raises(SwitchoverError, match=r"cyrus-1 cannot be switched over: replica: 60 s behind") as refused:
+        switch(loaded, "cyrus-1", hosts, lambda *_: pytest.fail("deployed"))
+    assert not refused.value.held and hosts.writes == [] and hosts.units == []
+
+
+def test_a_split_mailbox_is_refused_however_small_the_lag(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    split = MailboxComparison("user.cet1", Agreement.DIFFER, None, None, ("unique_id",))
+    statuses += [PairStatus("cyrus-1", "store-1a", (ChannelStatus("replica", "store-1a", "store-1b", (), None, (split,)),))]
+    hosts = Cyrus(hold_targets(loaded))
+    with pytest.raises(SwitchoverError, match=r"replica: user.cet1 differ \(unique_id\)"):
+        switch(loaded, "cyrus-1", hosts, lambda *_: pytest.fail("deployed"))
+    assert hosts.writes == [] and hosts.units == []
+
+
+def test_a_pair_that_does_not_drain_is_released_and_its_master_restarted(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    statuses += [IN_SYNC, BEHIND]  # in sync at the gate, then stuck
+    hosts = Cyrus(hold_targets(loaded))
+    with pytest.raises(SwitchoverError, match="did not catch up within 0 s") as stopped:
+        switch(loaded, "cyrus-1", hosts, lambda *_: pytest.fail("deployed"), drain_timeout=0)
+    assert not stopped.value.held
+    assert [s.name for s in stopped.value.steps] == ["gate", "hold"]
+    assert hosts.units == [("store-1a", "start")]
+    assert all(not held_pairs(text, "mx") for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
+
+
+def test_a_failed_flip_leaves_the_pair_held(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    statuses += [IN_SYNC]
+    hosts = Cyrus(hold_targets(loaded))
+
+    def broken(plan: SwitchoverPlan, tags: tuple[str, ...], skip: tuple[str, ...]) -> None:
+        raise EstateError("lab.yml", [])
+
+    with pytest.raises(SwitchoverError, match="the pair is still HELD") as stopped:
+        switch(loaded, "cyrus-1", hosts, broken)
+    assert stopped.value.held
+    assert all(held_pairs(text, "mx") == {"cyrus-1"} for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
+
+
+def test_record_live_changes_one_value_and_refuses_a_bad_member(tmp_path: Path) -> None:
+    for source in LAB.parent.glob(LAB.stem + ".*"):
+        shutil.copy(source, tmp_path / source.name)
+    path = tmp_path / LAB.name
+    text = path.read_text()
+    record_live(path, "cyrus-2", "store-2b")
+    assert load_estate(path).estate.services.store_pairs[1].live == "store-2b"
+    # Comments, layout and the other pair as they were: only the one value differs.
+    changed = [(a, b) for a, b in zip(text.splitlines(), path.read_text().splitlines(), strict=True) if a != b]
+    assert changed == [("      live: store-2a", "      live: store-2b")]
+    # A member that is not the pair's: refused by the model, the file put back.
+    with pytest.raises(EstateError, match="neither the master nor the replica"):
+        record_live(path, "cyrus-2", "store-1a")
+    assert load_estate(path).estate.services.store_pairs[1].live == "store-2b"
+
+
+def test_an_unknown_pair_has_no_plan() -> None:
+    with pytest.raises(Exception, match="no store pair nope"):
+        switchover_plan(load_estate(LAB), "nope")
+    assert switchover_plan(load_estate(LAB), "cyrus-2").new_live == "store-2b"
+
+
+def test_the_command_refuses_an_unknown_pair_and_a_stale_render(write_estate: WriteEstate) -> None:
+    from typer.testing import CliRunner
+
+    from hermes.cli import app
+
+    cli = CliRunner()
+    unknown = cli.invoke(app, ["store", "switchover", "nope", "--lab", "--estate", str(LAB)])
+    assert unknown.exit_code == 2 and "no store pair nope" in unknown.output, unknown.output
+    # A copy of the lab with its render not written: nothing may be switched until it is.
+    stale = cli.invoke(app, ["store", "switchover", "cyrus-1", "--lab", "--estate", str(write_estate({}))])
+    assert stale.exit_code == 1 and "is stale" in stale.output, stale.output
