@@ -4,6 +4,7 @@ deploy that records its limit. The real thing runs in molecule/lab."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +169,37 @@ def test_the_command_refuses_an_unknown_pair_and_a_stale_render(write_estate: Wr
     # A copy of the lab with its render not written: nothing may be switched until it is.
     stale = cli.invoke(app, ["store", "switchover", "cyrus-1", "--lab", "--estate", str(write_estate({}))])
     assert stale.exit_code == 1 and "is stale" in stale.output, stale.output
+
+
+def test_each_switchover_leaves_a_record_done_or_stopped(write_estate: WriteEstate, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from hermes.cli import app
+    from hermes.store.switchover import Step, Switchover
+
+    estate = write_estate({})
+    cli = CliRunner()
+    assert cli.invoke(app, ["render", "--estate", str(estate)]).exit_code == 0
+    steps = [Step("gate", 0.1, "ok"), Step("hold", 1.0, "held")]
+
+    def stopped(*_: object, **__: object) -> Switchover:
+        raise SwitchoverError("the flip's deploy failed: boom", steps, held=True)
+
+    monkeypatch.setattr(switchover_module, "switch", stopped)
+    failed = cli.invoke(app, ["store", "switchover", "cyrus-1", "--lab", "--estate", str(estate)])
+    assert failed.exit_code == 1 and "still HELD" in failed.output, failed.output
+
+    def done(loaded: Any, pair: str, *_: object, **__: object) -> Switchover:
+        report = Switchover(switchover_plan(loaded, pair), steps, held_seconds=1.0)
+        return report
+
+    monkeypatch.setattr(switchover_module, "switch", done)
+    succeeded = cli.invoke(app, ["store", "switchover", "cyrus-1", "--lab", "--json", "--estate", str(estate)])
+    assert succeeded.exit_code == 0, succeeded.output
+    assert json.loads(succeeded.stdout)["result"] == "done"
+
+    records = sorted((estate.parent / ".hermes" / "lab" / "runs" / "operations").glob("*-switchover-cyrus-1.json"))
+    documents = [json.loads(path.read_text()) for path in records]
+    assert sorted(d["result"] for d in documents) == ["done", "stopped"]
+    [held] = [d for d in documents if d["result"] == "stopped"]
+    assert held["held"] is True and [s["step"] for s in held["steps"]] == ["gate", "hold"] and held["who"]

@@ -629,6 +629,20 @@ def _site_paths(
     return vault, certificates
 
 
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _keep(directory: Path, started: str, document: Mapping[str, Any]) -> Path:
+    """Write an operation's record (git-ignored, beside the deploys' records); its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{started.replace(':', '')}-{document['operation']}-{document['pair']}.json"
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
 # Registered here, not in hermes.store.cli: a switchover deploys, with deploy's own plumbing.
 @store_app.command("switchover")
 def switchover_command(
@@ -655,7 +669,8 @@ def switchover_command(
     direction checked, and the pair released. See docs/store.md."""
     from hermes.deploy import DeployOptions
     from hermes.store.runner import PodmanRunner, SshRunner
-    from hermes.store.switchover import Step, SwitchoverPlan, record_live, switch, switchover_plan
+    from hermes.store.switchover import Step, SwitchoverError, SwitchoverPlan, document, record_live, switch, switchover_plan
+    from hermes.summary import run_subject
 
     def write_render(inventory: Path, files: dict[str, str], render_diff: str) -> Path:
         if render_diff:
@@ -676,31 +691,46 @@ def switchover_command(
             ssh_user=ssh_user,
             inventory_for=write_render,
         )
-        _run(deployment, f"switching {plan.pair} over to {plan.new_live}")
+        flip_records.append(_run(deployment, f"switching {plan.pair} over to {plan.new_live}").record)
 
     def progress(step: Step) -> None:
         if not json_output:
             err.print(f"{step.name}: {step.detail} ({step.seconds:.1f} s)", markup=False)
 
+    flip_records: list[str] = []
     with reporting():
         loaded, committed, files = _render(estate, output)
         if diff(committed, files):
             raise StaleRenderError(f"{committed} is stale: render and deploy the estate before a switchover")
-        switchover_plan(loaded, pair)
+        plan = switchover_plan(loaded, pair)
         addresses = {name: str(address) for name, address in loaded.addresses.items()}
         runner = PodmanRunner() if lab else SshRunner(addresses, user=ssh_user or "root")
-        report = switch(loaded, pair, runner, flip, max_lag=max_lag, drain_timeout=drain_timeout, on_step=progress)
+        # The operation's record, beside the deploys': who, from which files, every step.
+        subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
+        who = {"who": subject.who, "controller": subject.controller, "estate_file": subject.estate_file.sha256}
+        record = runs_dir(loaded.estate.name, estate_home(estate.resolve())) / "operations"
+        started = _now()
+        try:
+            report = switch(loaded, pair, runner, flip, max_lag=max_lag, drain_timeout=drain_timeout, on_step=progress)
+        except SwitchoverError as error:
+            outcome = {"result": "stopped", "error": str(error), "held": error.held, "flip_records": flip_records}
+            _keep(record, started, document(plan, error.steps, **who, started=started, finished=_now(), **outcome))
+            raise
+        result = document(
+            plan,
+            report.steps,
+            **who,
+            started=started,
+            finished=_now(),
+            result="done",
+            held=False,
+            held_seconds=report.held_seconds,
+            queued_messages=report.queued,
+            flip_records=flip_records,
+        )
+        err.print(f"record: {_keep(record, started, result)}", markup=False)
     if json_output:
-        document = {
-            "pair": pair,
-            "live": report.plan.new_live,
-            "spare": report.plan.old_live,
-            "deployed_to": list(report.plan.hosts),
-            "held_seconds": report.held_seconds,
-            "queued_messages": report.queued,
-            "steps": [{"step": s.name, "seconds": s.seconds, "detail": s.detail} for s in report.steps],
-        }
-        out.print(json.dumps(document, indent=2, sort_keys=True), markup=False)
+        out.print(json.dumps(result, indent=2, sort_keys=True), markup=False)
         return
     table = Table("step", "seconds", "what", title=f"Switchover of {pair}: {report.plan.new_live} is live")
     for s in report.steps:

@@ -3,8 +3,9 @@
 While mail flows through both MX hosts to a user on each pair and an IMAP client logs in
 through a proxy again and again, `hermesctl store switchover` makes the pair's spare live.
 Afterwards every accepted message is in its mailbox exactly once, the mailbox kept its
-UIDVALIDITY and a flag set before, the pair is in sync in its new direction, and the other
-pair never noticed. The switchover records the new live member in the lab's estate file and
+UIDVALIDITY, every message its UID and POP unique id (a POP client downloads nothing again)
+and a flag set before, a deploy of the same hosts changes nothing, and the other pair never
+noticed. The switchover records the new live member in the lab's estate file and
 renders it, as it does for any estate; switching back leaves both as they were.
 The figures (how long logins were refused, how much mail was queued) are printed for
 docs/store.md.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import imaplib
 import json
 import os
+import poplib
 import smtplib
 import ssl
 import subprocess
@@ -149,25 +151,46 @@ class Load:
             thread.join(timeout=60)
 
 
-def mailbox(user: str, password: str) -> tuple[int, dict[str, int], set[str]]:
-    """UIDVALIDITY, load token -> copies, and the subjects of flagged messages, through a proxy."""
-    with imaplib.IMAP4_SSL(address(sorted(ESTATE.services.proxy.hosts)[0]), IMAPS, ssl_context=tls(), timeout=30) as imap:
+@dataclass(frozen=True)
+class Mailbox:
+    """A user's INBOX as their clients see it through a proxy."""
+
+    uidvalidity: int
+    uids: dict[str, int]  # subject -> UID
+    copies: dict[str, int]  # load token -> how many messages carry it
+    flagged: set[str]  # subjects
+    uidls: set[str]  # POP's unique ids
+
+
+def mailbox(user: str, password: str) -> Mailbox:
+    proxy = address(sorted(ESTATE.services.proxy.hosts)[0])
+    with imaplib.IMAP4_SSL(proxy, IMAPS, ssl_context=tls(), timeout=30) as imap:
         imap.login(user, password)
         _, data = imap.status("INBOX", "(UIDVALIDITY)")
         uidvalidity = int(data[0].split(b"UIDVALIDITY ")[1].rstrip(b")"))
-        copies: dict[str, int] = {}
         _, exists = imap.select("INBOX", readonly=True)
-        fetched = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1] if int(exists[0] or 0) else []
-        flagged: set[str] = set()
-        for item in fetched:
-            if not isinstance(item, tuple):
-                continue
-            subject = item[1].decode().strip().removeprefix("Subject: ")
-            if subject.startswith("load "):
-                copies[subject[5:]] = copies.get(subject[5:], 0) + 1
-            if b"\\Flagged" in item[0]:
-                flagged.add(subject)
-    return uidvalidity, copies, flagged
+        query = "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+        fetched = imap.fetch("1:*", query)[1] if int(exists[0] or 0) else []
+    uids: dict[str, int] = {}
+    copies: dict[str, int] = {}
+    flagged: set[str] = set()
+    for item in fetched:
+        if not isinstance(item, tuple):
+            continue
+        subject = item[1].decode().strip().removeprefix("Subject: ")
+        uids[subject] = int(item[0].split(b"UID ")[1].split()[0].rstrip(b")"))
+        if subject.startswith("load "):
+            copies[subject[5:]] = copies.get(subject[5:], 0) + 1
+        if b"\\Flagged" in item[0]:
+            flagged.add(subject)
+    pop = poplib.POP3_SSL(proxy, ESTATE.policies.ports.pop3s.port, context=tls(), timeout=30)
+    try:
+        pop.user(user)
+        pop.pass_(password)
+        uidls = {line.split()[1].decode() for line in pop.uidl()[1]}
+    finally:
+        pop.quit()
+    return Mailbox(uidvalidity, uids, copies, flagged, uidls)
 
 
 def flag_one(user: str, password: str) -> str:
@@ -219,7 +242,7 @@ def test_the_spare_is_live_and_every_accepted_message_is_there_once(switched: di
     # configuration): the hold queues.
     assert load.refused == []
     for pair, user in users.items():
-        _, copies, _ = switched["after"][pair]
+        copies = switched["after"][pair].copies
         accepted = load.accepted[user]
         assert len(accepted) > 10, f"too little load for {user}"
         assert {t: copies.get(t, 0) for t in accepted} == dict.fromkeys(accepted, 1), f"{pair}: lost or duplicated mail"
@@ -231,12 +254,16 @@ def test_the_spare_is_live_and_every_accepted_message_is_there_once(switched: di
     )
 
 
-def test_uidvalidity_and_flags_survive_and_the_other_pair_is_untouched(switched: dict[str, Any], users: dict[str, str]) -> None:
+def test_uids_pop_ids_and_flags_survive_and_the_other_pair_is_untouched(switched: dict[str, Any], users: dict[str, str]) -> None:
     for pair in users:
-        uidvalidity_before, _, _ = switched["before"][pair]
-        uidvalidity_after, _, _ = switched["after"][pair]
-        assert uidvalidity_after == uidvalidity_before, pair
-    assert switched["flagged"] in switched["after"][PAIR.name][2]
+        before: Mailbox = switched["before"][pair]
+        after: Mailbox = switched["after"][pair]
+        assert after.uidvalidity == before.uidvalidity, pair
+        # Every message there before keeps its UID, and POP clients see no message as new.
+        assert {s: after.uids.get(s) for s in before.uids} == before.uids, pair
+        assert before.uidls <= after.uidls, pair
+        assert len(after.uids) > len(before.uids), pair  # the load's mail is there too
+    assert switched["flagged"] in switched["after"][PAIR.name].flagged
     load: Load = switched["load"]
     # Logins were refused only while the pair was held, never for longer.
     if load.login_failures:

@@ -94,6 +94,19 @@ class Switchover:
         return sum(r.queued_before or 0 for r in self.released)
 
 
+def document(plan: SwitchoverPlan, steps: Sequence[Step], **outcome: object) -> dict[str, object]:
+    """What ``--json`` prints and the operation's record keeps: names, times and counts only."""
+    return {
+        "operation": "switchover",
+        "pair": plan.pair,
+        "live": plan.new_live,
+        "spare": plan.old_live,
+        "deployed_to": list(plan.hosts),
+        "steps": [{"step": s.name, "seconds": s.seconds, "detail": s.detail} for s in steps],
+        **outcome,
+    }
+
+
 def switchover_plan(loaded: LoadedEstate, pair: str) -> SwitchoverPlan:
     pairs = {p.name: p for p in loaded.estate.services.store_pairs}
     if pair not in pairs:
