@@ -6,19 +6,27 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hermes.errors import EstateError
+from hermes.errors import EstateError, StoreError
 from hermes.loader import load_estate
 from hermes.store import switchover as switchover_module
 from hermes.store.check import Agreement, ChannelStatus, MailboxComparison, PairSpec, PairStatus
 from hermes.store.examine import SyncLogFile
 from hermes.store.hold import MX_HOLDS_FILE, held_pairs, hold_targets
-from hermes.store.switchover import PROVISION_TAG, SwitchoverError, SwitchoverPlan, record_live, switch, switchover_plan
+from hermes.store.switchover import (
+    CYRUS_UNIT,
+    PROVISION_TAG,
+    SwitchoverError,
+    SwitchoverPlan,
+    record_live,
+    switch,
+    switchover_plan,
+)
 from tests.conftest import LAB, WriteEstate
 from tests.test_store_hold import Hosts
 
@@ -134,6 +142,44 @@ def test_a_failed_flip_leaves_the_pair_held(statuses: list[PairStatus]) -> None:
         switch(loaded, "cyrus-1", hosts, broken)
     assert stopped.value.held
     assert all(held_pairs(text, "mx") == {"cyrus-1"} for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
+
+
+class Failing(Cyrus):
+    """Cyrus hosts where the commands matching ``fails`` stop answering."""
+
+    def __init__(self, targets: Any, fails: Callable[[str, list[str]], bool]) -> None:
+        super().__init__(targets)
+        self.fails = fails
+
+    def run(self, host: str, argv: Any, *, user: str = "cyrus", stdin: str | None = None) -> str:
+        if self.fails(host, list(argv)):
+            raise StoreError(f"{host}: ssh exited 255: Connection timed out")
+        return super().run(host, argv, user=user, stdin=stdin)
+
+
+def test_a_host_lost_before_the_flip_is_backed_out_and_after_it_keeps_the_hold(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    statuses += [IN_SYNC]
+    mx = hold_targets(loaded).mx_hosts[-1]
+
+    # The live member does not answer systemctl: the hold is undone (Cyrus start is tried).
+    lost = Failing(hold_targets(loaded), lambda host, argv: host == "store-1a" and argv == ["systemctl", "stop", CYRUS_UNIT])
+    with pytest.raises(SwitchoverError, match="store-1a: ssh exited 255") as stopped:
+        switch(loaded, "cyrus-1", lost, lambda *_: pytest.fail("deployed"))
+    assert not stopped.value.held
+    assert all(not held_pairs(text, "mx") for (_, path), text in lost.files.items() if path == MX_HOLDS_FILE)
+
+    # ... and if backing out fails too, the pair is reported held.
+    stuck = Failing(hold_targets(loaded), lambda host, argv: host == "store-1a" and argv[0] == "systemctl")
+    with pytest.raises(SwitchoverError, match="backing out failed too") as both:
+        switch(loaded, "cyrus-1", stuck, lambda *_: pytest.fail("deployed"))
+    assert both.value.held
+
+    # An MX that stops answering after the flip: the release fails, the pair is reported held.
+    late = Failing(hold_targets(loaded), lambda host, argv: host == mx and argv[:2] == ["exim4", "-bp"])
+    with pytest.raises(SwitchoverError, match="after the flip") as after:
+        switch(loaded, "cyrus-1", late, lambda *_: None)
+    assert after.value.held and [s.name for s in after.value.steps][-1] == "verify"
 
 
 def test_record_live_changes_one_value_and_refuses_a_bad_member(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from ruamel.yaml import YAML
 from hermes.errors import ExitCode, HermesError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.store.check import Agreement, PairSpec, PairStatus, check_pairs, pair_specs
-from hermes.store.hold import HostHold, hold, hold_targets, release
+from hermes.store.hold import HoldTargets, HostHold, hold, hold_targets, release
 from hermes.store.runner import CommandRunner
 
 ROOT = "root"
@@ -211,31 +211,22 @@ def switch(
     lag = max(c.lag_seconds for c in status.channels)
     step("gate", started, f"{pair}: {sum(len(c.mailboxes) for c in status.channels)} mailbox copies, lag {lag:.1f} s")
 
-    held_at = started = time.monotonic()
-    hold(runner, targets, pair)
-    step(
-        "hold",
-        started,
-        f"{len(targets.users[pair])} users held on {len(targets.mx_hosts)} MX, {len(targets.proxy_hosts)} proxies",
-    )
-
     def back_out(message: str) -> SwitchoverError:
-        runner.run(plan.old_live, ["systemctl", "start", CYRUS_UNIT], user=ROOT)
-        report.released = release(runner, targets, pair)
+        """Undo what came before the flip: Cyrus on the old live member, the hold."""
+        try:
+            runner.run(plan.old_live, ["systemctl", "start", CYRUS_UNIT], user=ROOT)
+            report.released = release(runner, targets, pair)
+        except HermesError as error:
+            return SwitchoverError(f"{message}; backing out failed too: {error}", report.steps, held=True)
         return SwitchoverError(message, report.steps, held=False)
 
-    started = time.monotonic()
-    status = _wait_in_sync(specs, runner, drain_timeout)
-    if not status.in_sync:
-        raise back_out(f"{pair} did not catch up within {drain_timeout:.0f} s of the hold: {_why(status)}")
-    step("drain", started, "replication caught up")
-
-    started = time.monotonic()
-    runner.run(plan.old_live, ["systemctl", "stop", CYRUS_UNIT], user=ROOT)
-    status = _in_sync(specs, runner)
-    if not status.in_sync:
-        raise back_out(f"{plan.old_live} stopped with {_why(status)}")
-    step("stop", started, f"Cyrus stopped on {plan.old_live}; nothing pending, every mailbox agrees")
+    held_at = time.monotonic()
+    try:
+        _hold_drain_stop(runner, targets=targets, plan=plan, specs=specs, drain_timeout=drain_timeout, step=step)
+    except _BackOut as stop:
+        raise back_out(str(stop)) from None
+    except HermesError as error:  # a host that stopped answering half-way
+        raise back_out(f"{pair}: {error}") from error
 
     started = time.monotonic()
     try:
@@ -244,16 +235,59 @@ def switch(
         raise SwitchoverError(f"the flip's deploy failed: {error}", report.steps, held=True) from error
     step("flip", started, f"{plan.new_live} live, {plan.old_live} spare; deployed to {plan.limit}")
 
-    started = time.monotonic()
-    flipped = [PairSpec(s.name, plan.new_live, plan.old_live, s.backup, s.owners) for s in specs]
-    status = _wait_in_sync(flipped, runner, drain_timeout)
-    if not status.in_sync:
-        raise SwitchoverError(f"{plan.new_live} does not replicate: {_why(status)}", report.steps, held=True)
-    step("verify", started, f"{plan.new_live} replicates to {', '.join(c.target for c in status.channels)}")
-
-    started = time.monotonic()
-    report.released = release(runner, targets, pair)
+    try:
+        flipped = [PairSpec(s.name, plan.new_live, plan.old_live, s.backup, s.owners) for s in specs]
+        started = _verify(runner, flipped, plan.new_live, drain_timeout, step)
+        report.released = release(runner, targets, pair)
+    except _BackOut as stop:
+        raise SwitchoverError(str(stop), report.steps, held=True) from None
+    except HermesError as error:
+        raise SwitchoverError(f"after the flip: {error}", report.steps, held=True) from error
     report.held_seconds = time.monotonic() - held_at
     still = sum(r.queued_after or 0 for r in report.released)
     step("release", started, f"{report.queued} queued message(s) delivered" + (f", {still} still queued" if still else ""))
     return report
+
+
+class _BackOut(Exception):
+    """A check that failed: before the flip, the hold and the stop are undone."""
+
+
+def _verify(
+    runner: CommandRunner, flipped: list[PairSpec], live: str, timeout: float, step: Callable[[str, float, str], None]
+) -> float:
+    """The pair in sync in its new direction; when the next step starts."""
+    started = time.monotonic()
+    status = _wait_in_sync(flipped, runner, timeout)
+    if not status.in_sync:
+        raise _BackOut(f"{live} does not replicate: {_why(status)}")
+    step("verify", started, f"{live} replicates to {', '.join(c.target for c in status.channels)}")
+    return time.monotonic()
+
+
+def _hold_drain_stop(
+    runner: CommandRunner,
+    *,
+    targets: HoldTargets,
+    plan: SwitchoverPlan,
+    specs: list[PairSpec],
+    drain_timeout: float,
+    step: Callable[[str, float, str], None],
+) -> None:
+    started = time.monotonic()
+    hold(runner, targets, plan.pair)
+    users = len(targets.users[plan.pair])
+    step("hold", started, f"{users} users held on {len(targets.mx_hosts)} MX, {len(targets.proxy_hosts)} proxies")
+
+    started = time.monotonic()
+    status = _wait_in_sync(specs, runner, drain_timeout)
+    if not status.in_sync:
+        raise _BackOut(f"{plan.pair} did not catch up within {drain_timeout:.0f} s of the hold: {_why(status)}")
+    step("drain", started, "replication caught up")
+
+    started = time.monotonic()
+    runner.run(plan.old_live, ["systemctl", "stop", CYRUS_UNIT], user=ROOT)
+    status = _in_sync(specs, runner)
+    if not status.in_sync:
+        raise _BackOut(f"{plan.old_live} stopped with {_why(status)}")
+    step("stop", started, f"Cyrus stopped on {plan.old_live}; nothing pending, every mailbox agrees")
