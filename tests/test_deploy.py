@@ -150,6 +150,9 @@ def test_tags_reach_ansible_only_when_given(tmp_path: Path) -> None:
     assert not [a for a in untagged if a.startswith("--tags")]
     tagged = runner_call(lab_estate(tmp_path), target, DeployOptions(tags=("mta_configure", "dns_configure")), path="")
     assert shlex.split(tagged.cmdline)[:2] == ["--diff", "--tags=mta_configure,dns_configure"]
+    assert not [a for a in untagged if a.startswith("--skip-tags")]
+    skipping = runner_call(lab_estate(tmp_path), target, DeployOptions(skip_tags=("cyrus_store_provision",)), path="")
+    assert shlex.split(skipping.cmdline)[:2] == ["--diff", "--skip-tags=cyrus_store_provision"]
 
 
 def test_site_call_with_a_password_file(tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from hermes.errors import EstateError, StoreError
+import hermes.cli as cli_module
+from hermes.cli import app
+from hermes.errors import EstateError, PrecheckError, StoreError
 from hermes.loader import load_estate
 from hermes.store import switchover as switchover_module
 from hermes.store.check import Agreement, ChannelStatus, MailboxComparison, PairSpec, PairStatus
@@ -21,6 +24,9 @@ from hermes.store.hold import MX_HOLDS_FILE, held_pairs, hold_targets
 from hermes.store.switchover import (
     CYRUS_UNIT,
     PROVISION_TAG,
+    DeployNotStarted,
+    Step,
+    Switchover,
     SwitchoverError,
     SwitchoverPlan,
     record_live,
@@ -175,11 +181,39 @@ def test_a_host_lost_before_the_flip_is_backed_out_and_after_it_keeps_the_hold(s
         switch(loaded, "cyrus-1", stuck, lambda *_: pytest.fail("deployed"))
     assert both.value.held
 
-    # An MX that stops answering after the flip: the release fails, the pair is reported held.
-    late = Failing(hold_targets(loaded), lambda host, argv: host == mx and argv[:2] == ["exim4", "-bp"])
+    # An MX that stops answering after the flip, before its holds file is rewritten: the pair
+    # is reported held. One that fails only its queue run: released, the mail said to wait.
+    flipped: list[bool] = []
+    late = Failing(hold_targets(loaded), lambda host, argv: bool(flipped) and host == mx and argv[0] == "cat")
     with pytest.raises(SwitchoverError, match="after the flip") as after:
-        switch(loaded, "cyrus-1", late, lambda *_: None)
+        switch(loaded, "cyrus-1", late, lambda *_: flipped.append(True))
     assert after.value.held and [s.name for s in after.value.steps][-1] == "verify"
+    slow = Failing(hold_targets(loaded), lambda host, argv: host == mx and argv[:2] == ["exim4", "-Rf"])
+    report = switch(loaded, "cyrus-1", slow, lambda *_: None)
+    assert report.waiting and f"flush failed on {mx}" in report.steps[-1].detail
+    assert all(not held_pairs(text, "mx") for (_, path), text in slow.files.items() if path == MX_HOLDS_FILE)
+
+
+def test_a_flip_that_cannot_start_or_an_interrupt_is_backed_out(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    statuses += [IN_SYNC]
+
+    def not_started(*_: object) -> None:
+        raise DeployNotStarted("vault: no such file")
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    for deploy, why, held in ((not_started, "could not start: vault", False), (interrupted, "interrupted", True)):
+        hosts = Cyrus(hold_targets(loaded))
+        with pytest.raises(SwitchoverError, match=why) as stopped:
+            switch(loaded, "cyrus-1", hosts, deploy)
+        assert stopped.value.held is held
+        # Not started: Cyrus back on the old live member and the pair released. Interrupted
+        # mid-deploy: nobody knows which member is live, so it stays held.
+        assert (("store-1a", "start") in hosts.units) is not held
+        mx_held = {held_pairs(text, "mx") == {"cyrus-1"} for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE}
+        assert mx_held == {held}
 
 
 def test_record_live_changes_one_value_and_refuses_a_bad_member(tmp_path: Path) -> None:
@@ -205,9 +239,6 @@ def test_an_unknown_pair_has_no_plan() -> None:
 
 
 def test_the_command_refuses_an_unknown_pair_and_a_stale_render(write_estate: WriteEstate) -> None:
-    from typer.testing import CliRunner
-
-    from hermes.cli import app
 
     cli = CliRunner()
     unknown = cli.invoke(app, ["store", "switchover", "nope", "--lab", "--estate", str(LAB)])
@@ -218,15 +249,23 @@ def test_the_command_refuses_an_unknown_pair_and_a_stale_render(write_estate: Wr
 
 
 def test_each_switchover_leaves_a_record_done_or_stopped(write_estate: WriteEstate, monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer.testing import CliRunner
-
-    from hermes.cli import app
-    from hermes.store.switchover import Step, Switchover
-
     estate = write_estate({})
     cli = CliRunner()
     assert cli.invoke(app, ["render", "--estate", str(estate)]).exit_code == 0
     steps = [Step("gate", 0.1, "ok"), Step("hold", 1.0, "held")]
+
+    # What the flip's deploy needs is checked before anything is held: a failed precheck stops it.
+    def unfit(*_: object, **__: object) -> None:
+        raise PrecheckError(["vault: missing vault_hermes_repl_password"])
+
+    def never(*_: object, **__: object) -> None:
+        pytest.fail("switched over after a failed precheck")
+
+    monkeypatch.setattr(cli_module, "_deployment", unfit)
+    monkeypatch.setattr(switchover_module, "switch", never)
+    refused = cli.invoke(app, ["store", "switchover", "cyrus-1", "--lab", "--estate", str(estate)])
+    assert refused.exit_code == 4 and "vault_hermes_repl_password" in refused.output, refused.output
+    monkeypatch.setattr(cli_module, "_deployment", lambda *_, **__: None)
 
     def stopped(*_: object, **__: object) -> Switchover:
         raise SwitchoverError("the flip's deploy failed: boom", steps, held=True)

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hermes.console import EstateOption, err, out, reporting
-from hermes.errors import ExitCode, PrecheckError, StaleRenderError, UsageError
+from hermes.errors import ExitCode, HermesError, PrecheckError, StaleRenderError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
 from hermes.progress import Counts, Tally
@@ -31,6 +31,7 @@ from hermes.store.cli import store_app
 if TYPE_CHECKING:
     from hermes.deploy import DeployOptions, RunnerCall, Target
     from hermes.plan import Plan
+    from hermes.store.switchover import Switchover
     from hermes.summary import RunSubject, RunSummary
 
 app = typer.Typer(
@@ -228,6 +229,13 @@ TagsOption = Annotated[
     list[str] | None,
     typer.Option("--tags", help="Only tasks with these Ansible tags (e.g. mta_configure); repeatable. Prechecks always run."),
 ]
+SkipTagsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--skip-tags",
+        help="Leave out tasks with these Ansible tags (e.g. cyrus_store_provision after a stopped switchover); repeatable.",
+    ),
+]
 VaultOption = Annotated[
     Path | None,
     typer.Option(
@@ -358,6 +366,7 @@ def deploy(
     limit: LimitOption = None,
     check: Annotated[bool, typer.Option("--check", help="Report what would change; change nothing.")] = False,
     tags: TagsOption = None,
+    skip_tags: SkipTagsOption = None,
     render_first: Annotated[
         bool,
         typer.Option("--render", help="If the rendered inventory is stale, write the new render first (its diff on stderr)."),
@@ -393,7 +402,7 @@ def deploy(
         deployment = _deployment(
             estate,
             output,
-            DeployOptions(playbook, limit, check, tuple(tags or ())),
+            DeployOptions(playbook, limit, check, tuple(tags or ()), tuple(skip_tags or ())),
             lab=lab,
             vault=vault,
             vault_password_file=vault_password_file,
@@ -423,6 +432,7 @@ def plan_command(
     playbook: PlaybookOption = "site.yml",
     limit: LimitOption = None,
     tags: TagsOption = None,
+    skip_tags: SkipTagsOption = None,
     vault: VaultOption = None,
     vault_password_file: VaultPasswordFileOption = None,
     certificates: CertificatesOption = None,
@@ -452,7 +462,7 @@ def plan_command(
         deployment = _deployment(
             estate,
             output,
-            DeployOptions(playbook, limit, check=True, tags=tuple(tags or ())),
+            DeployOptions(playbook, limit, check=True, tags=tuple(tags or ()), skip_tags=tuple(skip_tags or ())),
             lab=lab,
             vault=vault,
             vault_password_file=vault_password_file,
@@ -643,6 +653,22 @@ def _keep(directory: Path, started: str, document: Mapping[str, Any]) -> Path:
     return path
 
 
+def _write_render(inventory: Path, files: dict[str, str], render_diff: str) -> Path:
+    """The new render written, whatever was there (a switchover's flip)."""
+    if render_diff:
+        write_tree(inventory, files)
+    return inventory
+
+
+def _switchover_table(report: Switchover) -> Table:
+    table = Table("step", "seconds", "what", title=f"Switchover of {report.plan.pair}: {report.plan.new_live} is live")
+    for s in report.steps:
+        table.add_row(s.name, f"{s.seconds:.1f}", s.detail)
+    held_for = f"held {report.held_seconds:.1f} s (logins refused, mail queued)"
+    table.caption = f"{held_for}; {report.queued} message(s) were queued"
+    return table
+
+
 # Registered here, not in hermes.store.cli: a switchover deploys, with deploy's own plumbing.
 @store_app.command("switchover")
 def switchover_command(
@@ -669,18 +695,20 @@ def switchover_command(
     direction checked, and the pair released. See docs/store.md."""
     from hermes.deploy import DeployOptions
     from hermes.store.runner import PodmanRunner, SshRunner
-    from hermes.store.switchover import Step, SwitchoverError, SwitchoverPlan, document, record_live, switch, switchover_plan
+    from hermes.store.switchover import (
+        DeployNotStarted,
+        Step,
+        SwitchoverError,
+        SwitchoverPlan,
+        document,
+        record_live,
+        switch,
+        switchover_plan,
+    )
     from hermes.summary import run_subject
 
-    def write_render(inventory: Path, files: dict[str, str], render_diff: str) -> Path:
-        if render_diff:
-            write_tree(inventory, files)
-        return inventory
-
-    def flip(plan: SwitchoverPlan, tags: tuple[str, ...], skip_tags: tuple[str, ...]) -> None:
-        record_live(estate, plan.pair, plan.new_live)
-        options = DeployOptions("site.yml", plan.limit, tags=tags, skip_tags=skip_tags)
-        deployment = _deployment(
+    def deployment(options: DeployOptions) -> _Deployment:
+        return _deployment(
             estate,
             output,
             options,
@@ -689,9 +717,21 @@ def switchover_command(
             vault_password_file=vault_password_file,
             certificates=certificates,
             ssh_user=ssh_user,
-            inventory_for=write_render,
+            inventory_for=_write_render,
         )
-        flip_records.append(_run(deployment, f"switching {plan.pair} over to {plan.new_live}").record)
+
+    def flip(plan: SwitchoverPlan, tags: tuple[str, ...], skip_tags: tuple[str, ...]) -> None:
+        original = estate.read_bytes()
+        try:
+            record_live(estate, plan.pair, plan.new_live)
+            ready = deployment(DeployOptions("site.yml", plan.limit, tags=tags, skip_tags=skip_tags))
+        except HermesError as error:
+            # Nothing ran: the estate file and its render as they were.
+            estate.write_bytes(original)
+            _, inventory, files = _render(estate, output)
+            write_tree(inventory, files)
+            raise DeployNotStarted(str(error)) from error
+        flip_records.append(_run(ready, f"switching {plan.pair} over to {plan.new_live}").record)
 
     def progress(step: Step) -> None:
         if not json_output:
@@ -703,8 +743,10 @@ def switchover_command(
         if diff(committed, files):
             raise StaleRenderError(f"{committed} is stale: render and deploy the estate before a switchover")
         plan = switchover_plan(loaded, pair)
-        addresses = {name: str(address) for name, address in loaded.addresses.items()}
-        runner = PodmanRunner() if lab else SshRunner(addresses, user=ssh_user or "root")
+        # What the flip's deploy needs from the controller (vault, certificates, SSH, the
+        # prechecks) is checked now, before the pair is held.
+        deployment(DeployOptions("site.yml", plan.limit))
+        runner = PodmanRunner() if lab else SshRunner({n: str(a) for n, a in loaded.addresses.items()}, user=ssh_user or "root")
         # The operation's record, beside the deploys': who, from which files, every step.
         subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
         who = {"who": subject.who, "controller": subject.controller, "estate_file": subject.estate_file.sha256}
@@ -712,9 +754,11 @@ def switchover_command(
         started = _now()
         try:
             report = switch(loaded, pair, runner, flip, max_lag=max_lag, drain_timeout=drain_timeout, on_step=progress)
-        except SwitchoverError as error:
-            outcome = {"result": "stopped", "error": str(error), "held": error.held, "flip_records": flip_records}
-            _keep(record, started, document(plan, error.steps, **who, started=started, finished=_now(), **outcome))
+        except HermesError as error:
+            steps = error.steps if isinstance(error, SwitchoverError) else ()
+            held = isinstance(error, SwitchoverError) and error.held
+            outcome = {"result": "stopped", "error": str(error), "held": held, "flip_records": flip_records}
+            _keep(record, started, document(plan, steps, **who, started=started, finished=_now(), **outcome))
             raise
         result = document(
             plan,
@@ -726,17 +770,17 @@ def switchover_command(
             held=False,
             held_seconds=report.held_seconds,
             queued_messages=report.queued,
+            mail_waiting=report.waiting,
             flip_records=flip_records,
         )
         err.print(f"record: {_keep(record, started, result)}", markup=False)
     if json_output:
         out.print(json.dumps(result, indent=2, sort_keys=True), markup=False)
-        return
-    table = Table("step", "seconds", "what", title=f"Switchover of {pair}: {report.plan.new_live} is live")
-    for s in report.steps:
-        table.add_row(s.name, f"{s.seconds:.1f}", s.detail)
-    table.caption = f"held {report.held_seconds:.1f} s (logins refused, mail queued); {report.queued} message(s) were queued"
-    out.print(table)
+    else:
+        out.print(_switchover_table(report))
+    if report.waiting:
+        # Switched over, but an MX still has the pair's mail queued: `store release` again.
+        raise typer.Exit(ExitCode.OUT_OF_SYNC)
 
 
 def main() -> None:

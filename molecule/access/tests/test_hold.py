@@ -113,8 +113,9 @@ def test_a_held_pair_queues_its_mail_and_refuses_its_logins_until_released(held:
     live = str(PAIRS[PAIR]["live"])
 
     # Logins: the held pair's user gets a temporary failure whatever the password; the other's works.
-    with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
-        imap_session(HUB, PORTS["imaps"], HELD_USER, PASSWORDS[HELD_USER])
+    for password in (PASSWORDS[HELD_USER], PASSWORDS[HELD_USER] + "x"):
+        with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+            imap_session(HUB, PORTS["imaps"], HELD_USER, password)
     with imap_session(HUB, PORTS["imaps"], FREE_USER, PASSWORDS[FREE_USER]) as connection:
         assert connection.noop()[0] == "OK"
     with pytest.raises(poplib.error_proto, match=r"SYS/TEMP"):

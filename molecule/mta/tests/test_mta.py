@@ -253,7 +253,7 @@ def test_mailbox_map_change_needs_no_restart(host: Any) -> None:
     elsewhere = next(p for p in sorted(pairs) if p != _vars()["hermes_placement"][user])
     before, after = _store_of(user), str(pairs[elsewhere]["live"])
     assert before != after
-    mailboxes = "/etc/exim4/hermes/mailboxes"
+    mailboxes = "/etc/exim4/hermes/mailbox-pairs"
     moved = f"{user}: {elsewhere}"
     host.check_output(
         f"cp -p {mailboxes} {mailboxes}.orig && sed 's/^{user}: .*/{moved}/' {mailboxes}.orig > {mailboxes}.new"

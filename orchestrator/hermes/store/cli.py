@@ -157,8 +157,17 @@ def status(
         raise typer.Exit(ExitCode.OUT_OF_SYNC)
 
 
+def _flush_cells(r: HostHold) -> list[str]:
+    if r.flush_error is not None:
+        return ["?", "?", f"[red]failed: {r.flush_error}[/red]"]
+    if r.queued_before is None:
+        return ["", "", ""]
+    after = str(r.queued_after) if not r.queued_after else f"[red]{r.queued_after}[/red]"
+    return [str(r.queued_before), after, f"{r.flush_seconds:.1f} s"]
+
+
 def hold_table(title: str, results: list[HostHold]) -> Table:
-    flushed = any(r.queued_before is not None for r in results)
+    flushed = any(r.flush_seconds is not None for r in results)
     columns = ["host", "service", "pairs held now", "changed"]
     if flushed:
         columns += ["queued before", "queued after", "flush"]
@@ -166,15 +175,7 @@ def hold_table(title: str, results: list[HostHold]) -> Table:
     for r in results:
         row = [r.host, r.service, ", ".join(r.held) or "-", "yes" if r.changed else "no"]
         if flushed:
-            row += (
-                ["", "", ""]
-                if r.queued_before is None
-                else [
-                    str(r.queued_before),
-                    str(r.queued_after) if not r.queued_after else f"[red]{r.queued_after}[/red]",
-                    f"{r.flush_seconds:.1f} s",
-                ]
-            )
+            row += _flush_cells(r)
         table.add_row(*row)
     return table
 
@@ -193,7 +194,7 @@ def _hold_or_release(pair: str, *, held: bool, estate: Path, lab: bool, ssh_user
         out.print(json.dumps(document, indent=2, sort_keys=True), markup=False)
     else:
         out.print(hold_table(f"Store pair {pair}: {'held' if held else 'released'}", results))
-    if not held and any(r.queued_after for r in results):
+    if not held and any(r.waiting for r in results):
         raise typer.Exit(ExitCode.OUT_OF_SYNC)
 
 
@@ -222,5 +223,6 @@ def release_command(
     json_output: JsonOption = False,
 ) -> None:
     """Release a held store pair: logins are let through again, and each MX delivers the
-    mail it queued for the pair at once. Exit 1 when some of it is still queued afterwards."""
+    mail it queued for the pair at once. Exit 1 when some of it is still queued afterwards, or
+    an MX's forced queue run failed (that mail then waits for its retry time)."""
     _hold_or_release(pair, held=False, estate=estate, lab=lab, ssh_user=ssh_user, json_output=json_output)

@@ -8,8 +8,8 @@ proxy (the held pairs' users, each refused with ``nologin temp``). Each file nam
 it holds, so holding and releasing are idempotent and several pairs can be held at once.
 
 Holding kicks the pair's users' proxied sessions, so nothing changes their mailboxes once
-the hold stands. Releasing forces a queue run for the mail domain on each MX, and reports
-how many messages for the pair were queued before and after it.
+the hold stands. Releasing forces a queue run of the messages for the mail domain on each MX,
+and reports how many messages for the pair were queued before and after it.
 
 :func:`mx_holds_text`, :func:`proxy_holds_text`, :func:`held_pairs` and
 :func:`queued_for` are pure; :func:`hold` and :func:`release` reach the hosts through a
@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hermes.errors import UsageError
+from hermes.errors import HermesError, UsageError
 from hermes.loader import LoadedEstate
 from hermes.store.runner import CommandRunner
 from hermes.topology import users_by_pair
@@ -78,6 +78,12 @@ class HostHold:
     queued_before: int | None = None  # MX, release: the pair's messages on the queue
     queued_after: int | None = None
     flush_seconds: float | None = None
+    flush_error: str | None = None  # the forced run failed: the mail waits for its retry time
+
+    @property
+    def waiting(self) -> bool:
+        """Mail for the pair still on this MX's queue, or not known to have left it."""
+        return bool(self.queued_after) or self.flush_error is not None
 
 
 def hold_targets(loaded: LoadedEstate) -> HoldTargets:
@@ -170,24 +176,25 @@ def hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHol
 
 
 def release(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
-    """Release ``pair`` everywhere, then deliver what its hold kept on each MX's queue."""
+    """Release ``pair`` everywhere, then deliver what its hold kept on each MX's queue.
+
+    Every holds file is rewritten first (a host that cannot be reached raises: the pair may
+    still be held there). A flush that fails is reported in its host's result, not raised:
+    the pair is released by then, and the mail waits for its next retry."""
     targets.check(pair)
-    results = _set(runner, targets, pair, held=False)
+    return [_flush(runner, targets, pair, r) if r.service == "mx" else r for r in _set(runner, targets, pair, held=False)]
+
+
+def _flush(runner: CommandRunner, targets: HoldTargets, pair: str, result: HostHold) -> HostHold:
     users = targets.users[pair]
-    flushed = []
-    for result in results:
-        if result.service != "mx":
-            flushed.append(result)
-            continue
+    started = time.monotonic()
+    try:
         before = queued_for(runner.run(result.host, ["exim4", "-bp"], user=ROOT), targets.mail_domain, users)
-        started = time.monotonic()
-        # A forced run for the mail domain only: what the hold deferred, and nothing outbound.
+        # A forced run of the messages with a recipient in the mail domain (their other
+        # recipients are tried too): what the hold deferred.
         runner.run(result.host, ["exim4", "-Rf", "@" + targets.mail_domain], user=ROOT)
         seconds = time.monotonic() - started
         after = queued_for(runner.run(result.host, ["exim4", "-bp"], user=ROOT), targets.mail_domain, users)
-        flushed.append(
-            HostHold(
-                result.host, "mx", result.held, result.changed, queued_before=before, queued_after=after, flush_seconds=seconds
-            )
-        )
-    return flushed
+    except HermesError as error:
+        return replace(result, flush_seconds=time.monotonic() - started, flush_error=str(error))
+    return replace(result, queued_before=before, queued_after=after, flush_seconds=seconds)

@@ -59,6 +59,10 @@ class SwitchoverError(HermesError):
         super().__init__(f"{message} ({state}; see docs/store.md, Switchover)")
 
 
+class DeployNotStarted(HermesError):
+    """The flip's deploy stopped before Ansible touched a host (and put the estate file back)."""
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -92,6 +96,11 @@ class Switchover:
     @property
     def queued(self) -> int:
         return sum(r.queued_before or 0 for r in self.released)
+
+    @property
+    def waiting(self) -> bool:
+        """Mail for the pair still on an MX's queue after the release (delivered at its retry)."""
+        return any(r.waiting for r in self.released)
 
 
 def document(plan: SwitchoverPlan, steps: Sequence[Step], **outcome: object) -> dict[str, object]:
@@ -227,12 +236,11 @@ def switch(
         raise back_out(str(stop)) from None
     except HermesError as error:  # a host that stopped answering half-way
         raise back_out(f"{pair}: {error}") from error
+    except KeyboardInterrupt:
+        raise back_out("interrupted") from None
 
     started = time.monotonic()
-    try:
-        deploy(plan, FLIP_TAGS, (PROVISION_TAG,))
-    except HermesError as error:
-        raise SwitchoverError(f"the flip's deploy failed: {error}", report.steps, held=True) from error
+    _flip(deploy, plan, report.steps, back_out)
     step("flip", started, f"{plan.new_live} live, {plan.old_live} spare; deployed to {plan.limit}")
 
     try:
@@ -243,10 +251,35 @@ def switch(
         raise SwitchoverError(str(stop), report.steps, held=True) from None
     except HermesError as error:
         raise SwitchoverError(f"after the flip: {error}", report.steps, held=True) from error
+    except KeyboardInterrupt:
+        raise SwitchoverError("interrupted after the flip", report.steps, held=True) from None
     report.held_seconds = time.monotonic() - held_at
-    still = sum(r.queued_after or 0 for r in report.released)
-    step("release", started, f"{report.queued} queued message(s) delivered" + (f", {still} still queued" if still else ""))
+    step("release", started, _released(report.released, report.queued))
     return report
+
+
+def _flip(
+    deploy: Callable[[SwitchoverPlan, tuple[str, ...], tuple[str, ...]], None],
+    plan: SwitchoverPlan,
+    steps: Sequence[Step],
+    back_out: Callable[[str], SwitchoverError],
+) -> None:
+    """The deploy that makes the spare live; once Ansible has started, the pair stays held."""
+    try:
+        deploy(plan, FLIP_TAGS, (PROVISION_TAG,))
+    except DeployNotStarted as error:
+        raise back_out(f"the flip's deploy could not start: {error}") from error
+    except HermesError as error:
+        raise SwitchoverError(f"the flip's deploy failed: {error}", steps, held=True) from error
+    except KeyboardInterrupt:
+        raise SwitchoverError("interrupted during the flip's deploy", steps, held=True) from None
+
+
+def _released(results: Sequence[HostHold], queued: int) -> str:
+    still = sum(r.queued_after or 0 for r in results)
+    failed = [f"{r.host}: {r.flush_error}" for r in results if r.flush_error is not None]
+    detail = f"{queued} queued message(s) delivered" + (f", {still} still queued" if still else "")
+    return detail + "".join(f"; flush failed on {f}" for f in failed)
 
 
 class _BackOut(Exception):
