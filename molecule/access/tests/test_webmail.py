@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from accesslib import CA, PROJECT, RENDERED, address, facts, imap_session, tls
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -129,11 +130,16 @@ def test_read_mail_that_came_through_the_hub(browser: WebDriver) -> None:
     deliver_through_the_hub(user, subject, body)
     fetch_by_subject(user, subject)  # delivered: now the browser must show it
     assert log_in(browser, user, PASSWORDS[user])
-    row = WebDriverWait(browser, WAIT).until(
-        expected_conditions.presence_of_element_located((By.XPATH, f"//table[@id='messagelist']//tr[contains(., '{subject}')]"))
-    )
+    listed = (By.XPATH, f"//table[@id='messagelist']//tr[contains(., '{subject}')]")
+    WebDriverWait(browser, WAIT).until(expected_conditions.presence_of_element_located(listed))
     screenshot(browser, "message-list")
-    row.click()
+
+    def opened(driver: WebDriver) -> bool:
+        # Roundcube may redraw the list (its refresh) between finding the row and the click.
+        driver.find_element(*listed).click()
+        return True
+
+    WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(opened)
     WebDriverWait(browser, WAIT).until(expected_conditions.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
     WebDriverWait(browser, WAIT).until(lambda d: body in d.find_element(By.TAG_NAME, "body").text)
     browser.switch_to.default_content()
