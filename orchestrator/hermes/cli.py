@@ -694,7 +694,7 @@ def switchover_command(
     updated, the pair, MX hosts, proxies and DNS hosts deployed (no provisioning), the new
     direction checked, and the pair released. See docs/store.md."""
     from hermes.deploy import DeployOptions
-    from hermes.store.runner import PodmanRunner, SshRunner
+    from hermes.store.cli import store_runner
     from hermes.store.switchover import (
         DeployNotStarted,
         Step,
@@ -746,7 +746,7 @@ def switchover_command(
         # What the flip's deploy needs from the controller (vault, certificates, SSH, the
         # prechecks) is checked now, before the pair is held.
         deployment(DeployOptions("site.yml", plan.limit))
-        runner = PodmanRunner() if lab else SshRunner({n: str(a) for n, a in loaded.addresses.items()}, user=ssh_user or "root")
+        runner = store_runner({n: str(a) for n, a in loaded.addresses.items()}, lab=lab, ssh_user=ssh_user or "root")
         # The operation's record, beside the deploys': who, from which files, every step.
         subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
         who = {"who": subject.who, "controller": subject.controller, "estate_file": subject.estate_file.sha256}

@@ -121,7 +121,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 PairArgument = Annotated[str, typer.Argument(help="The store pair, by its name in the estate.", show_default=False)]
 
 
-def _runner(addresses: dict[str, str], *, lab: bool, ssh_user: str) -> CommandRunner:
+def store_runner(addresses: dict[str, str], *, lab: bool, ssh_user: str) -> CommandRunner:
+    """The lab's containers (podman exec), or the hosts by ssh as ``ssh_user``."""
     return PodmanRunner() if lab else SshRunner(addresses, user=ssh_user)
 
 
@@ -142,7 +143,7 @@ def status(
         loaded = load_estate(estate)
         specs = pair_specs(loaded, pair or [])
         addresses = {name: str(address) for name, address in loaded.addresses.items()}
-        runner = _runner(addresses, lab=lab, ssh_user=ssh_user)
+        runner = store_runner(addresses, lab=lab, ssh_user=ssh_user)
         if json_output:
             statuses = check_pairs(specs, runner)
         else:
@@ -186,7 +187,7 @@ def _hold_or_release(pair: str, *, held: bool, estate: Path, lab: bool, ssh_user
         loaded = load_estate(estate)
         targets = hold_targets(loaded)
         targets.check(pair)
-        runner = _runner({n: str(a) for n, a in loaded.addresses.items()}, lab=lab, ssh_user=ssh_user)
+        runner = store_runner({n: str(a) for n, a in loaded.addresses.items()}, lab=lab, ssh_user=ssh_user)
         with err.status(f"{verb} of store pair {pair} on the MX hosts and proxies"):
             results = (hold if held else release)(runner, targets, pair)
     if json_output:

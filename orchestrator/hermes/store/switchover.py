@@ -35,10 +35,9 @@ from ruamel.yaml import YAML
 from hermes.errors import ExitCode, HermesError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.store.check import Agreement, PairSpec, PairStatus, check_pairs, pair_specs
-from hermes.store.hold import HoldTargets, HostHold, hold, hold_targets, release
+from hermes.store.hold import ROOT, HoldTargets, HostHold, hold, hold_targets, release
 from hermes.store.runner import CommandRunner
 
-ROOT = "root"
 CYRUS_UNIT = "cyrus-imapd.service"
 # What a new live member changes, and all the flip deploys (the held time is mostly this
 # run): the members' Cyrus, the MX hosts' and proxies' maps, the mail[a-z] names. The
@@ -117,13 +116,10 @@ def document(plan: SwitchoverPlan, steps: Sequence[Step], **outcome: object) -> 
 
 
 def switchover_plan(loaded: LoadedEstate, pair: str) -> SwitchoverPlan:
-    pairs = {p.name: p for p in loaded.estate.services.store_pairs}
-    if pair not in pairs:
-        raise UsageError(f"no store pair {pair} in estate {loaded.estate.name} (pairs: {', '.join(sorted(pairs))})")
+    [spec] = pair_specs(loaded, [pair])  # refuses a pair the estate does not have
     services = loaded.estate.services
-    chosen = pairs[pair]
-    hosts = {chosen.master, chosen.replica, *services.mx.hosts, *services.proxy.hosts, *services.dns.hosts}
-    return SwitchoverPlan(pair, chosen.live, chosen.spare, tuple(sorted(hosts)))
+    hosts = {spec.live, spec.spare, *services.mx.hosts, *services.proxy.hosts, *services.dns.hosts}
+    return SwitchoverPlan(pair, spec.live, spec.spare, tuple(sorted(hosts)))
 
 
 def record_live(estate: Path, pair: str, member: str) -> None:
