@@ -23,6 +23,7 @@ from hermes.store.examine import SyncLogFile
 from hermes.store.hold import MX_HOLDS_FILE, held_pairs, hold_targets
 from hermes.store.switchover import (
     CYRUS_UNIT,
+    FLIP_TAGS,
     PROVISION_TAG,
     DeployNotStarted,
     Step,
@@ -85,23 +86,31 @@ def test_a_switchover_holds_drains_stops_flips_verifies_and_releases(statuses: l
     loaded = load_estate(LAB)
     statuses += [BUSY, BUSY, IN_SYNC]  # the gate under load, the drain once held
     hosts = Cyrus(hold_targets(loaded))
-    deployed: list[tuple[SwitchoverPlan, tuple[str, ...], tuple[str, ...]]] = []
+    deployed: list[tuple[set[str], tuple[str, ...], tuple[str, ...], bool]] = []
 
-    def deploy(plan: SwitchoverPlan, tags: tuple[str, ...], skip: tuple[str, ...]) -> None:
-        # The pair is held while the flip deploys, and the old live member is stopped.
-        assert all(held_pairs(text, "mx") == {"cyrus-1"} for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
-        assert hosts.units == [("store-1a", "stop")]
-        deployed.append((plan, tags, skip))
+    def deploy(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, int]:
+        # The old live member is stopped; the pair is held while the flip deploys, not while the
+        # confirming deploy runs (which changes the zones only).
+        held = {frozenset(held_pairs(text, "mx")) for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE}
+        assert hosts.units == [("store-1a", "stop")] and len(held) == 1
+        assert (plan.old_live, plan.new_live) == ("store-1a", "store-1b")
+        deployed.append((set(limit.split(",")), tags, skip, held == {frozenset({"cyrus-1"})}))
+        return dict.fromkeys(loaded.estate.services.dns.hosts, 2 if tags != FLIP_TAGS else 0)
 
     report = switch(loaded, "cyrus-1", hosts, deploy)
-    assert [s.name for s in report.steps] == ["gate", "hold", "drain", "stop", "flip", "verify", "release"]
-    [(plan, tags, skip)] = deployed
-    assert (plan.old_live, plan.new_live) == ("store-1a", "store-1b")
-    assert skip == (PROVISION_TAG,) and "cyrus_store_run" in tags and "mta_configure" in tags
-    # The pair, every MX, proxy and DNS host; not the other pair nor the backup server.
+    assert [s.name for s in report.steps] == ["gate", "hold", "drain", "stop", "flip", "verify", "release", "confirm"]
+    [(flipped, tags, skip, held), (confirmed, confirm_tags, confirm_skip, confirm_held)] = deployed
+    # The flip: only what names the live member, while held, on the pair, every MX and proxy;
+    # the DNS hosts in the confirming deploy, after the release. No provisioning in either.
     services = loaded.estate.services
-    assert set(plan.hosts) == {"store-1a", "store-1b", *services.mx.hosts, *services.proxy.hosts, *services.dns.hosts}
-    assert "store-2a" not in plan.hosts and "backup-1" not in plan.hosts
+    assert flipped == {"store-1a", "store-1b", *services.mx.hosts, *services.proxy.hosts}
+    assert confirmed == flipped | set(services.dns.hosts) and not set(services.dns.hosts) <= flipped
+    assert held and tags == FLIP_TAGS and "always" in skip and "cyrus_store_run" not in tags
+    assert not confirm_held and "cyrus_store_run" in confirm_tags and "dns_configure" in confirm_tags
+    assert confirm_skip == (PROVISION_TAG,) and report.confirm_changed == 0
+    assert report.steps[-1].detail == "the flip was complete; 2 change(s) for the mail[a-z] names"
+    # Not the other pair nor the backup server.
+    assert not {"store-2a", "store-2b", "backup-1"} & confirmed
     assert all(not held_pairs(text, "mx") for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
 
 
@@ -141,13 +150,42 @@ def test_a_failed_flip_leaves_the_pair_held(statuses: list[PairStatus]) -> None:
     statuses += [IN_SYNC]
     hosts = Cyrus(hold_targets(loaded))
 
-    def broken(plan: SwitchoverPlan, tags: tuple[str, ...], skip: tuple[str, ...]) -> None:
+    def broken(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> int:
         raise EstateError("lab.yml", [])
 
     with pytest.raises(SwitchoverError, match="the pair is still HELD") as stopped:
         switch(loaded, "cyrus-1", hosts, broken)
     assert stopped.value.held
     assert all(held_pairs(text, "mx") == {"cyrus-1"} for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
+
+
+def test_the_confirming_deploy_reports_what_the_flip_left_behind(statuses: list[PairStatus]) -> None:
+    loaded = load_estate(LAB)
+    statuses += [IN_SYNC]
+
+    def deploy(
+        changed_by_confirm: dict[str, int] | Exception,
+    ) -> Callable[[SwitchoverPlan, str, tuple[str, ...], tuple[str, ...]], dict[str, int]]:
+        def run(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, int]:
+            if tags == FLIP_TAGS:
+                return {"store-1b": 3}  # the flip's own changes are not what is reported
+            if isinstance(changed_by_confirm, Exception):
+                raise changed_by_confirm
+            return changed_by_confirm
+
+        return run
+
+    # Changes on the flip's hosts are what it left behind; the DNS hosts' are the names.
+    [dns] = loaded.estate.services.dns.hosts
+    report = switch(loaded, "cyrus-1", Cyrus(hold_targets(loaded)), deploy({"ppsw-1": 1, "store-1a": 1, dns: 3}))
+    assert report.confirm_changed == 2
+    assert report.steps[-1].detail == "2 change(s) the flip had left behind; 3 change(s) for the mail[a-z] names"
+    # A confirming deploy that fails: switched over and released all the same, and said so.
+    hosts = Cyrus(hold_targets(loaded))
+    with pytest.raises(SwitchoverError, match="switched over, but the confirming deploy failed: unreachable") as failed:
+        switch(loaded, "cyrus-1", hosts, deploy(StoreError("unreachable")))
+    assert not failed.value.held and [s.name for s in failed.value.steps][-1] == "release"
+    assert all(not held_pairs(text, "mx") for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
 
 
 class Failing(Cyrus):
@@ -189,8 +227,8 @@ def test_a_host_lost_before_the_flip_is_backed_out_and_after_it_keeps_the_hold(s
         switch(loaded, "cyrus-1", late, lambda *_: flipped.append(True))
     assert after.value.held and [s.name for s in after.value.steps][-1] == "verify"
     slow = Failing(hold_targets(loaded), lambda host, argv: host == mx and argv[:2] == ["exim4", "-Rf"])
-    report = switch(loaded, "cyrus-1", slow, lambda *_: None)
-    assert report.waiting and f"flush failed on {mx}" in report.steps[-1].detail
+    report = switch(loaded, "cyrus-1", slow, lambda *_: {})
+    assert report.waiting and f"flush failed on {mx}" in report.steps[-2].detail
     assert all(not held_pairs(text, "mx") for (_, path), text in slow.files.items() if path == MX_HOLDS_FILE)
 
 
@@ -266,6 +304,7 @@ def test_each_switchover_leaves_a_record_done_or_stopped(write_estate: WriteEsta
     refused = cli.invoke(app, ["store", "switchover", "cyrus-1", "--lab", "--estate", str(estate)])
     assert refused.exit_code == 4 and "vault_hermes_repl_password" in refused.output, refused.output
     monkeypatch.setattr(cli_module, "_deployment", lambda *_, **__: None)
+    monkeypatch.setattr(cli_module, "_run", lambda *_, **__: None)
 
     def stopped(*_: object, **__: object) -> Switchover:
         raise SwitchoverError("the flip's deploy failed: boom", steps, held=True)

@@ -691,11 +691,13 @@ def switchover_command(
     """Planned switchover: the pair's spare becomes live and the live member the spare. Gated on
     replication (at most --max-lag behind, no split mailbox); the pair is held meanwhile (mail queued, logins refused
     temporarily), the old live member stopped and checked, the estate file and render
-    updated, the pair, MX hosts, proxies and DNS hosts deployed (no provisioning), the new
-    direction checked, and the pair released. See docs/store.md."""
+    updated, the pair, MX hosts and proxies flipped (the store_live tasks, no provisioning),
+    the new direction checked, the pair released, and a deploy of those hosts and the DNS
+    hosts confirms the flip (and moves the mail[a-z] names). See docs/store.md."""
     from hermes.deploy import DeployOptions
     from hermes.store.cli import store_runner
     from hermes.store.switchover import (
+        PRECHECK_TAGS,
         DeployNotStarted,
         Step,
         SwitchoverError,
@@ -720,18 +722,20 @@ def switchover_command(
             inventory_for=_write_render,
         )
 
-    def flip(plan: SwitchoverPlan, tags: tuple[str, ...], skip_tags: tuple[str, ...]) -> None:
+    def flip(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip_tags: tuple[str, ...]) -> dict[str, int]:
         original = estate.read_bytes()
         try:
             record_live(estate, plan.pair, plan.new_live)
-            ready = deployment(DeployOptions("site.yml", plan.limit, tags=tags, skip_tags=skip_tags))
+            ready = deployment(DeployOptions("site.yml", limit, tags=tags, skip_tags=skip_tags))
         except HermesError as error:
             # Nothing ran: the estate file and its render as they were.
             estate.write_bytes(original)
             _, inventory, files = _render(estate, output)
             write_tree(inventory, files)
             raise DeployNotStarted(str(error)) from error
-        flip_records.append(_run(ready, f"switching {plan.pair} over to {plan.new_live}").record)
+        done = _run(ready, f"switching {plan.pair} over to {plan.new_live} ({', '.join(tags)})")
+        flip_records.append(done.record)
+        return {host: counts.changed for host, counts in done.hosts.items()}
 
     def progress(step: Step) -> None:
         if not json_output:
@@ -743,9 +747,9 @@ def switchover_command(
         if diff(committed, files):
             raise StaleRenderError(f"{committed} is stale: render and deploy the estate before a switchover")
         plan = switchover_plan(loaded, pair)
-        # What the flip's deploy needs from the controller (vault, certificates, SSH, the
-        # prechecks) is checked now, before the pair is held.
-        deployment(DeployOptions("site.yml", plan.limit))
+        # What the flip's deploy needs (vault, certificates, SSH, the controller's prechecks and
+        # the hosts' own) is checked now, before the pair is held: the flip skips the latter.
+        _run(deployment(DeployOptions("site.yml", plan.limit, tags=PRECHECK_TAGS)), f"checking {plan.limit}")
         runner = store_runner({n: str(a) for n, a in loaded.addresses.items()}, lab=lab, ssh_user=ssh_user or "root")
         # The operation's record, beside the deploys': who, from which files, every step.
         subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
@@ -769,6 +773,7 @@ def switchover_command(
             result="done",
             held=False,
             held_seconds=report.held_seconds,
+            confirm_changed=report.confirm_changed,
             queued_messages=report.queued,
             mail_waiting=report.waiting,
             flip_records=flip_records,

@@ -29,6 +29,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import dns.resolver
 import pytest
 
 from hermes.check import probe_users
@@ -203,6 +204,14 @@ def flag_one(user: str, password: str) -> str:
     return subject
 
 
+def mail_name_target(user: str) -> str:
+    """Where the estate's DNS sends the user's mail[a-z] name (its CNAME's target)."""
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [address(ESTATE.services.dns.hosts[0])]
+    [answer] = resolver.resolve(f"mail{user[0]}.{ESTATE.domains.hosts}", "CNAME")
+    return str(answer.target)
+
+
 def wait_in_sync(estate: Path) -> None:
     specs = pair_specs(load_estate(estate))
     deadline = time.monotonic() + 90
@@ -224,12 +233,14 @@ def switched(estate_file: Path, users: dict[str, str], passwords: dict[str, str]
         time.sleep(3)
     seen: dict[str, Any] = {"load": load, "there": there, "before": before, "flagged": flagged}
     seen["live"] = load_estate(estate_file).estate.services.store_pairs[0].live
+    seen["name_there"] = mail_name_target(users[PAIR.name])
     seen["after"] = {pair: mailbox(user, passwords[user]) for pair, user in users.items()}
     # The flip deployed only what a live member changes; a whole deploy of the same hosts
     # finds nothing left to do.
     seen["redeploy"] = json.loads(hermesctl("deploy", "--lab", "--json", "--limit", ",".join(there["deployed_to"])))
     wait_in_sync(estate_file)
     seen["back"] = switchover(estate_file, PAIR.name)
+    seen["name_back"] = mail_name_target(users[PAIR.name])
     yield seen
 
 
@@ -237,7 +248,13 @@ def test_the_spare_is_live_and_every_accepted_message_is_there_once(switched: di
     load: Load = switched["load"]
     there = switched["there"]
     assert switched["live"] == PAIR.spare == there["live"]
-    assert [s["step"] for s in there["steps"]] == ["gate", "hold", "drain", "stop", "flip", "verify", "release"]
+    assert [s["step"] for s in there["steps"]] == ["gate", "hold", "drain", "stop", "flip", "verify", "release", "confirm"]
+    # The flip, the tasks tagged store_live, did all a live member changes: the confirming
+    # deploy (every task of the roles that could) changed nothing on its hosts, and moved the
+    # user's mail[a-z] name (the zones are its part) to the new live member, and back.
+    assert there["confirm_changed"] == 0 == switched["back"]["confirm_changed"]
+    assert switched["name_there"] == f"{PAIR.spare}.{ESTATE.domains.hosts}."
+    assert switched["name_back"] == f"{PAIR.live}.{ESTATE.domains.hosts}."
     # Nothing refused, 4xx or 5xx, and no MX restarted (a switchover changes no Exim
     # configuration): the hold queues.
     assert load.refused == []

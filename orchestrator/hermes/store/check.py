@@ -21,7 +21,7 @@ from enum import StrEnum
 from hermes.errors import UsageError
 from hermes.loader import LoadedEstate
 from hermes.store.examine import SNAPSHOT_COMMAND, HostSnapshot, MailboxState, SyncLogFile, parse_snapshot
-from hermes.store.runner import CommandRunner
+from hermes.store.runner import CommandRunner, on_each
 from hermes.topology import channels, users_by_pair
 
 # What must be equal on both ends of a channel, in report order.
@@ -181,19 +181,15 @@ def snapshot(runner: CommandRunner, host: str) -> HostSnapshot:
 
 
 def check_pairs(specs: Sequence[PairSpec], runner: CommandRunner) -> list[PairStatus]:
-    """Ask every host involved once, then compare each pair's channels."""
-    snapshots: dict[str, HostSnapshot] = {}
-
-    def of(host: str) -> HostSnapshot:
-        if host not in snapshots:
-            snapshots[host] = snapshot(runner, host)
-        return snapshots[host]
+    """Ask every host involved once (all at once), then compare each pair's channels."""
+    hosts = list(dict.fromkeys(host for spec in specs for host in (spec.live, *(target for _, target in spec.channels))))
+    snapshots = dict(zip(hosts, on_each(hosts, lambda host: snapshot(runner, host)), strict=True))
 
     statuses = []
     for spec in specs:
-        source = of(spec.live)
+        source = snapshots[spec.live]
         channels = tuple(
-            channel_status(channel, source, of(target), owners=None if target == spec.spare else spec.owners)
+            channel_status(channel, source, snapshots[target], owners=None if target == spec.spare else spec.owners)
             for channel, target in spec.channels
         )
         statuses.append(PairStatus(spec.name, spec.live, channels))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from hermes.errors import HermesError, UsageError
 from hermes.loader import LoadedEstate
-from hermes.store.runner import CommandRunner
+from hermes.store.runner import CommandRunner, on_each
 from hermes.topology import users_by_pair
 
 # The files the roles create (roles/mta/vars/main.yml _mta_store_holds_file,
@@ -145,19 +145,20 @@ def _write(runner: CommandRunner, host: str, path: str, group: str, text: str) -
 
 
 def _set(runner: CommandRunner, targets: HoldTargets, pair: str, *, held: bool) -> list[HostHold]:
-    results = []
-    for service, hosts, path, group in (
-        ("mx", targets.mx_hosts, MX_HOLDS_FILE, MX_GROUP),
-        ("proxy", targets.proxy_hosts, PROXY_HOLDS_MAP, PROXY_GROUP),
-    ):
-        for host in hosts:
-            before = held_pairs(_read(runner, host, path), service)
-            after = before | {pair} if held else before - {pair}
-            text = mx_holds_text(after) if service == "mx" else proxy_holds_text(after, targets.users)
-            if after != before:
-                _write(runner, host, path, group, text)
-            results.append(HostHold(host, service, tuple(sorted(after)), after != before))
-    return results
+    """Hold or release ``pair`` in every MX's and proxy's file, all hosts at once."""
+
+    def on(host_service: tuple[str, str]) -> HostHold:
+        host, service = host_service
+        path, group = (MX_HOLDS_FILE, MX_GROUP) if service == "mx" else (PROXY_HOLDS_MAP, PROXY_GROUP)
+        before = held_pairs(_read(runner, host, path), service)
+        after = before | {pair} if held else before - {pair}
+        text = mx_holds_text(after) if service == "mx" else proxy_holds_text(after, targets.users)
+        if after != before:
+            _write(runner, host, path, group, text)
+        return HostHold(host, service, tuple(sorted(after)), after != before)
+
+    hosts = [(h, "mx") for h in targets.mx_hosts] + [(h, "proxy") for h in targets.proxy_hosts]
+    return on_each(hosts, on)
 
 
 def hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
@@ -170,8 +171,7 @@ def hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHol
         # the new map, so a kicked client that reconnects at once is refused too.
         time.sleep(MAP_RELOAD_SECONDS)
     if users:
-        for host in targets.proxy_hosts:
-            runner.run(host, ["doveadm", "proxy", "kick", *users], user=ROOT)
+        on_each(targets.proxy_hosts, lambda host: runner.run(host, ["doveadm", "proxy", "kick", *users], user=ROOT))
     return results
 
 
@@ -182,7 +182,8 @@ def release(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[Host
     still be held there). A flush that fails is reported in its host's result, not raised:
     the pair is released by then, and the mail waits for its next retry."""
     targets.check(pair)
-    return [_flush(runner, targets, pair, r) if r.service == "mx" else r for r in _set(runner, targets, pair, held=False)]
+    released = _set(runner, targets, pair, held=False)
+    return on_each(released, lambda r: _flush(runner, targets, pair, r) if r.service == "mx" else r)
 
 
 def _flush(runner: CommandRunner, targets: HoldTargets, pair: str, result: HostHold) -> HostHold:

@@ -10,12 +10,26 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
 
 from hermes.errors import StoreError
 
 CYRUS_USER = "cyrus"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def on_each(items: Iterable[T], work: Callable[[T], R]) -> list[R]:
+    """``work`` on every item at once (one host each: the time of the slowest, not the sum),
+    the results in the items' order; the first item's error, in that order, is raised."""
+    todo = list(items)
+    if len(todo) < 2:  # nothing to overlap
+        return [work(item) for item in todo]
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        return list(pool.map(work, todo))
 
 
 class CommandRunner(Protocol):

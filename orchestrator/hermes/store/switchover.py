@@ -12,11 +12,15 @@ The steps, each timed in the report (:class:`Step`):
 4. **stop** — Cyrus stops on the live member; its snapshot, read from disk, must show
    nothing pending and every mailbox agreeing with the spare and the backup server;
 5. **flip** — the estate file records the new live member (:func:`record_live`), the
-   inventory is rendered again, and the deploy runs on the pair, the MX hosts, the proxies and
-   the DNS hosts, only the parts a live member changes (:data:`FLIP_TAGS`) and without the
-   provisioning, so the promoted member creates no mailbox;
+   inventory is rendered again, and the deploy runs on the pair, the MX hosts and the
+   proxies, only the tasks that say which member is live (:data:`FLIP_TAGS`: the members'
+   Cyrus configuration and restart, the maps); the provisioning is not among them, so the
+   promoted member creates no mailbox;
 6. **verify** — the pair is in sync in its new direction;
-7. **release** — logins reach the new live member; each MX delivers what it queued.
+7. **release** — logins reach the new live member; each MX delivers what it queued;
+8. **confirm** — after the release, the deploy of the same hosts and the DNS hosts with
+   every part a live member touches (:data:`CONFIRM_TAGS`, still without the provisioning):
+   the ``mail[a-z]`` names change here, and nothing else should; the report says if it did.
 
 A failure before the flip restarts Cyrus on the old live member and releases the pair: the
 estate is as it was. A failure from the flip on leaves the pair held (mail queued, logins
@@ -26,7 +30,7 @@ refused, nothing lost) and says so; the runbook in docs/store.md says what to do
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,11 +43,23 @@ from hermes.store.hold import ROOT, HoldTargets, HostHold, hold, hold_targets, r
 from hermes.store.runner import CommandRunner
 
 CYRUS_UNIT = "cyrus-imapd.service"
-# What a new live member changes, and all the flip deploys (the held time is mostly this
-# run): the members' Cyrus, the MX hosts' and proxies' maps, the mail[a-z] names. The
-# provisioning of the live member (mailboxes and quotas) is left out.
-FLIP_TAGS = ("cyrus_store_configure", "cyrus_store_run", "mta_configure", "imap_proxy_configure", "dns_configure", "dns_run")
+# While the pair is held, only the roles' tasks tagged store_live run: what says which member
+# is live (the members' cyrus.conf, imapd.conf, hosts.allow and Cyrus's restart, the MX hosts'
+# store-pairs map, the proxies' maps). Nothing tagged always: the host checks ran at the gate,
+# the confirming deploy validates the roles' arguments, and those tasks need no facts.
+FLIP_TAGS = ("store_live",)
+PRECHECK_TAGS = ("precheck",)
+FLIP_SKIP_TAGS = ("always",)
+# After the release, every part of those roles a live member touches, on the DNS hosts too
+# (the mail[a-z] names: clients cache them for their TTL whenever they change, so they wait
+# for no one). It proves the flip left nothing else behind. The provisioning of the live
+# member (mailboxes, quotas) is never run.
+CONFIRM_TAGS = ("cyrus_store_configure", "cyrus_store_run", "mta_configure", "imap_proxy_configure", "dns_configure", "dns_run")
 PROVISION_TAG = "cyrus_store_provision"
+
+# deploy(plan, limit, tags, skip_tags): render, then run site.yml on the hosts of the limit;
+# how many tasks it changed on each host.
+Deploy = Callable[["SwitchoverPlan", str, tuple[str, ...], tuple[str, ...]], Mapping[str, int]]
 
 
 class SwitchoverError(HermesError):
@@ -76,7 +92,12 @@ class SwitchoverPlan:
     pair: str
     old_live: str
     new_live: str
-    hosts: tuple[str, ...]  # the deploy's limit
+    flip_hosts: tuple[str, ...]  # the flip's limit: the pair, the MX hosts, the proxies
+    hosts: tuple[str, ...]  # the confirming deploy's: those and the DNS hosts
+
+    @property
+    def flip_limit(self) -> str:
+        return ",".join(self.flip_hosts)
 
     @property
     def limit(self) -> str:
@@ -91,6 +112,8 @@ class Switchover:
     steps: list[Step] = field(default_factory=list)
     released: list[HostHold] = field(default_factory=list)
     held_seconds: float = 0.0
+    # Tasks the confirming deploy changed on the flip's hosts: 0 when the flip did everything.
+    confirm_changed: int = 0
 
     @property
     def queued(self) -> int:
@@ -118,8 +141,8 @@ def document(plan: SwitchoverPlan, steps: Sequence[Step], **outcome: object) -> 
 def switchover_plan(loaded: LoadedEstate, pair: str) -> SwitchoverPlan:
     [spec] = pair_specs(loaded, [pair])  # refuses a pair the estate does not have
     services = loaded.estate.services
-    hosts = {spec.live, spec.spare, *services.mx.hosts, *services.proxy.hosts, *services.dns.hosts}
-    return SwitchoverPlan(pair, spec.live, spec.spare, tuple(sorted(hosts)))
+    flip = {spec.live, spec.spare, *services.mx.hosts, *services.proxy.hosts}
+    return SwitchoverPlan(pair, spec.live, spec.spare, tuple(sorted(flip)), tuple(sorted(flip | set(services.dns.hosts))))
 
 
 def record_live(estate: Path, pair: str, member: str) -> None:
@@ -178,6 +201,15 @@ def _gate(status: PairStatus, max_lag: float) -> str:
     return "; ".join(problems)
 
 
+def _pass_gate(status: PairStatus, max_lag: float, steps: Sequence[Step]) -> str:
+    """What the gate saw, if the pair may be switched over; else SwitchoverError."""
+    problem = _gate(status, max_lag)
+    if problem:
+        raise SwitchoverError(f"{status.pair} cannot be switched over: {problem}", steps, held=False)
+    lag = max(c.lag_seconds for c in status.channels)
+    return f"{status.pair}: {sum(len(c.mailboxes) for c in status.channels)} mailbox copies, lag {lag:.1f} s"
+
+
 def _wait_in_sync(specs: list[PairSpec], runner: CommandRunner, timeout: float) -> PairStatus:
     deadline = time.monotonic() + timeout
     while True:
@@ -191,13 +223,13 @@ def switch(
     loaded: LoadedEstate,
     pair: str,
     runner: CommandRunner,
-    deploy: Callable[[SwitchoverPlan, tuple[str, ...], tuple[str, ...]], None],
+    deploy: Deploy,
     *,
     max_lag: float = 30.0,
     drain_timeout: float = 120.0,
     on_step: Callable[[Step], None] = lambda _: None,
 ) -> Switchover:
-    """Switch ``pair`` over (the module's steps); ``deploy(plan, tags, skip_tags)`` renders and deploys."""
+    """Switch ``pair`` over (the module's steps) with ``deploy`` (:data:`Deploy`)."""
     plan = switchover_plan(loaded, pair)
     report = Switchover(plan)
     targets = hold_targets(loaded)
@@ -209,12 +241,7 @@ def switch(
         on_step(done)
 
     started = time.monotonic()
-    status = _in_sync(specs, runner)
-    problem = _gate(status, max_lag)
-    if problem:
-        raise SwitchoverError(f"{pair} cannot be switched over: {problem}", report.steps, held=False)
-    lag = max(c.lag_seconds for c in status.channels)
-    step("gate", started, f"{pair}: {sum(len(c.mailboxes) for c in status.channels)} mailbox copies, lag {lag:.1f} s")
+    step("gate", started, _pass_gate(_in_sync(specs, runner), max_lag, report.steps))
 
     def back_out(message: str) -> SwitchoverError:
         """Undo what came before the flip: Cyrus on the old live member, the hold."""
@@ -237,7 +264,7 @@ def switch(
 
     started = time.monotonic()
     _flip(deploy, plan, report.steps, back_out)
-    step("flip", started, f"{plan.new_live} live, {plan.old_live} spare; deployed to {plan.limit}")
+    step("flip", started, f"{plan.new_live} live, {plan.old_live} spare; deployed to {plan.flip_limit}")
 
     try:
         flipped = [PairSpec(s.name, plan.new_live, plan.old_live, s.backup, s.owners) for s in specs]
@@ -251,18 +278,35 @@ def switch(
         raise SwitchoverError("interrupted after the flip", report.steps, held=True) from None
     report.held_seconds = time.monotonic() - held_at
     step("release", started, _released(report.released, report.queued))
+
+    started = time.monotonic()
+    changed = _confirm(deploy, plan, report.steps)
+    report.confirm_changed = sum(n for host, n in changed.items() if host in plan.flip_hosts)
+    left = report.confirm_changed
+    names = sum(n for host, n in changed.items() if host not in plan.flip_hosts)
+    detail = f"{left} change(s) the flip had left behind" if left else "the flip was complete"
+    step("confirm", started, f"{detail}; {names} change(s) for the mail[a-z] names")
     return report
 
 
+def _confirm(deploy: Deploy, plan: SwitchoverPlan, steps: Sequence[Step]) -> Mapping[str, int]:
+    """The confirming deploy, once the pair is released: what it changed on each host."""
+    try:
+        return deploy(plan, plan.limit, CONFIRM_TAGS, (PROVISION_TAG,))
+    except (HermesError, KeyboardInterrupt) as error:
+        why = str(error) or "interrupted"
+        raise SwitchoverError(f"switched over, but the confirming deploy failed: {why}", steps, held=False) from None
+
+
 def _flip(
-    deploy: Callable[[SwitchoverPlan, tuple[str, ...], tuple[str, ...]], None],
+    deploy: Deploy,
     plan: SwitchoverPlan,
     steps: Sequence[Step],
     back_out: Callable[[str], SwitchoverError],
 ) -> None:
     """The deploy that makes the spare live; once Ansible has started, the pair stays held."""
     try:
-        deploy(plan, FLIP_TAGS, (PROVISION_TAG,))
+        deploy(plan, plan.flip_limit, FLIP_TAGS, FLIP_SKIP_TAGS)
     except DeployNotStarted as error:
         raise back_out(f"the flip's deploy could not start: {error}") from error
     except HermesError as error:
