@@ -229,6 +229,8 @@ def test_a_host_lost_before_the_flip_is_backed_out_and_after_it_keeps_the_hold(s
     slow = Failing(hold_targets(loaded), lambda host, argv: host == mx and argv[:2] == ["exim4", "-Rf"])
     report = switch(loaded, "cyrus-1", slow, lambda *_: {})
     assert report.waiting and f"flush failed on {mx}" in report.steps[-2].detail
+    [failed] = [d for d in report.drained if d["flush_error"]]
+    assert failed["host"] == mx and len(report.drained) == len(hold_targets(loaded).mx_hosts)
     assert all(not held_pairs(text, "mx") for (_, path), text in slow.files.items() if path == MX_HOLDS_FILE)
 
 

@@ -775,6 +775,7 @@ def switchover_command(
             held_seconds=report.held_seconds,
             confirm_changed=report.confirm_changed,
             queued_messages=report.queued,
+            drained=report.drained,
             mail_waiting=report.waiting,
             flip_records=flip_records,
         )

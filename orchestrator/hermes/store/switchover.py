@@ -120,6 +120,12 @@ class Switchover:
         return sum(r.queued_before or 0 for r in self.released)
 
     @property
+    def drained(self) -> list[dict[str, object]]:
+        """Each MX's queue for the pair at the release: before and after its forced run, and how long that took."""
+        fields = ("host", "queued_before", "queued_after", "flush_seconds", "flush_error")
+        return [{f: getattr(r, f) for f in fields} for r in self.released if r.service == "mx"]
+
+    @property
     def waiting(self) -> bool:
         """Mail for the pair still on an MX's queue after the release (delivered at its retry)."""
         return any(r.waiting for r in self.released)

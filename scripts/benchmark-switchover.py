@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Switchovers of a store pair under load on the deployed lab: what users and mail saw.
+
+    .venv/bin/python scripts/benchmark-switchover.py [--pair cyrus-1] [--rounds 3] [--json out.json]
+
+Run as root on the machine of the lab (scripts/lab.sh brings it up and deploys it). Each
+round switches the pair over and back (``hermesctl store switchover``) while
+hermes.lab.traffic's load runs: mail from the Internet side to a user of each pair through
+every MX, an IMAP client logging in through a proxy and a POP client downloading by unique
+id. Per operation: the time the pair was held (the command's own figure), the time each
+client could not log in (from its attempts: the RTO a user saw), the messages queued and
+the time to deliver them after the release (the slowest MX's forced run). At the end: every
+accepted message counted in its mailbox, lost or duplicated, and messages the POP client
+downloaded twice. Each round ends where it began: the estate file and its render as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hermes.check import probe_users
+from hermes.lab.benchmark import benchmark_parser
+from hermes.lab.traffic import Attempt, Load, mailbox, outage
+from hermes.lab.vault import read_lab_vault
+from hermes.loader import LoadedEstate, load_estate
+from hermes.paths import LAB_STATE, PROJECT_ROOT
+from hermes.store.check import check_pairs, pair_specs
+from hermes.store.runner import PodmanRunner
+
+HERMESCTL = Path(sys.executable).parent / "hermesctl"
+
+
+def hermesctl(*args: str) -> str:
+    result = subprocess.run([str(HERMESCTL), *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark-switchover: hermesctl {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def wait_in_sync(estate: Path) -> None:
+    specs = pair_specs(load_estate(estate))
+    deadline = time.monotonic() + 120
+    while not all(s.in_sync for s in check_pairs(specs, PodmanRunner())):
+        if time.monotonic() > deadline:
+            raise SystemExit("benchmark-switchover: the pairs did not come into sync within 120 s")
+        time.sleep(1)
+
+
+def during(attempts: list[Attempt], started: float, ended: float) -> list[Attempt]:
+    return [a for a in attempts if started <= a.started <= ended]
+
+
+def operation(estate: Path, pair: str, load: Load) -> dict[str, Any]:
+    """One switchover of ``pair``, with what the load's clients saw while it ran."""
+    started = time.monotonic()
+    document: dict[str, Any] = json.loads(hermesctl("store", "switchover", pair, "--lab", "--json", "--estate", str(estate)))
+    ended = time.monotonic() + 5  # a client's failed attempt that began just before the end
+    time.sleep(5)
+    return {
+        "to": document["live"],
+        "held_seconds": document["held_seconds"],
+        "imap_out_seconds": outage(during(load.imap, started, ended)),
+        "pop_out_seconds": outage(during(load.pop, started, ended)),
+        "queued": document["queued_messages"],
+        "drain_seconds": max((d["flush_seconds"] or 0.0 for d in document["drained"]), default=0.0),
+        "steps": {s["step"]: round(s["seconds"], 2) for s in document["steps"]},
+    }
+
+
+def rounds(loaded: LoadedEstate, estate: Path, pair: str, count: int) -> dict[str, Any]:
+    ca = LAB_STATE / "pki" / "ca.crt"
+    state = LAB_STATE / loaded.estate.name
+    passwords = dict(read_lab_vault(state / "vault.yml", state / "vault-password")["vault_hermes_user_passwords"])
+    users = dict(probe_users(loaded, passwords).by_pair)
+    operations = []
+    wait_in_sync(estate)
+    with Load(loaded, ca, users, passwords, client=users[pair]) as load:
+        time.sleep(3)
+        for _ in range(count):
+            for _direction in ("over", "back"):
+                operations.append(operation(estate, pair, load))
+                wait_in_sync(estate)
+    time.sleep(10)  # the last messages accepted reach their mailboxes
+    lost = duplicated = 0
+    for user in users.values():
+        copies = mailbox(loaded, ca, user, passwords[user]).copies
+        lost += sum(copies.get(t, 0) == 0 for t in load.accepted.get(user, []))
+        duplicated += sum(copies.get(t, 0) > 1 for t in load.accepted.get(user, []))
+    return {
+        "pair": pair,
+        "operations": operations,
+        "accepted": sum(len(tokens) for tokens in load.accepted.values()),
+        "refused_at_smtp": len(load.refused),
+        "lost": lost,
+        "duplicated": duplicated,
+        "pop_downloaded_twice": sum(n > 1 for n in load.downloaded.values()),
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    def spread(key: str) -> str:
+        values = [o[key] for o in result["operations"]]
+        return f"median {statistics.median(values):.1f} s, {min(values):.1f}-{max(values):.1f}"
+
+    lines = [
+        f"{len(result['operations'])} switchovers of {result['pair']} under load:",
+        f"  held (logins refused, mail queued): {spread('held_seconds')}",
+        f"  IMAP client out: {spread('imap_out_seconds')}; POP client out: {spread('pop_out_seconds')}",
+        f"  queued per switchover: {[o['queued'] for o in result['operations']]}, delivered in {spread('drain_seconds')}",
+        f"  flip: {statistics.median(o['steps']['flip'] for o in result['operations']):.1f} s median",
+        f"  {result['accepted']} messages accepted, {result['refused_at_smtp']} refused at SMTP, "
+        f"{result['lost']} lost, {result['duplicated']} duplicated, "
+        f"{result['pop_downloaded_twice']} downloaded twice by the POP client",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--estate", type=Path, default=PROJECT_ROOT / "inventory" / "estates" / "lab.yml")
+    parser.add_argument("--pair", help="the store pair (default: the estate's first)")
+    parser.add_argument("--rounds", type=int, default=3, help="switchovers there and back")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("benchmark-switchover: run as root (the lab's containers are root's)")
+    estate: Path = args.estate.resolve()
+    loaded = load_estate(estate)
+    pair = args.pair or loaded.estate.services.store_pairs[0].name
+    original = estate.read_bytes()
+    result = rounds(loaded, estate, pair, args.rounds)
+    print(summary(result))
+    if estate.read_bytes() != original:  # each round switches back: the file is as it was
+        print(f"benchmark-switchover: {estate} differs from before the run", file=sys.stderr)
+        return 1
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
