@@ -663,7 +663,7 @@ def _write_render(inventory: Path, files: dict[str, str], render_diff: str) -> P
 def _switchover_table(report: Switchover) -> Table:
     table = Table("step", "seconds", "what", title=f"Switchover of {report.plan.pair}: {report.plan.new_live} is live")
     for s in report.steps:
-        table.add_row(s.name, f"{s.seconds:.1f}", s.detail)
+        table.add_row(s.name, f"{s.seconds:.1f}", Text(s.detail))  # not markup: "mail[a-z]"
     held_for = f"held {report.held_seconds:.1f} s (logins refused, mail queued)"
     table.caption = f"{held_for}; {report.queued} message(s) were queued"
     return table

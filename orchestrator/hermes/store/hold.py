@@ -163,16 +163,26 @@ def _set(runner: CommandRunner, targets: HoldTargets, pair: str, *, held: bool) 
 
 def hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
     """Hold ``pair`` on every MX and proxy, then end its users' proxied sessions."""
+    results = set_hold(runner, targets, pair)
+    end_sessions(runner, targets, pair, results)
+    return results
+
+
+def set_hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
+    """Hold ``pair`` in every MX's and proxy's file (its sessions go on: :func:`end_sessions`)."""
     targets.check(pair)
-    results = _set(runner, targets, pair, held=True)
+    return _set(runner, targets, pair, held=True)
+
+
+def end_sessions(runner: CommandRunner, targets: HoldTargets, pair: str, held: Sequence[HostHold]) -> None:
+    """End the proxied sessions of ``pair``'s users, once every proxy refuses them a new one."""
     users = list(targets.users[pair])
-    if any(r.changed for r in results if r.service == "proxy"):
+    if any(r.changed for r in held if r.service == "proxy"):
         # Dovecot stat()s a passwd-file at most once a second: after that, every login reads
         # the new map, so a kicked client that reconnects at once is refused too.
         time.sleep(MAP_RELOAD_SECONDS)
     if users:
         on_each(targets.proxy_hosts, lambda host: runner.run(host, ["doveadm", "proxy", "kick", *users], user=ROOT))
-    return results
 
 
 def release(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
@@ -181,9 +191,18 @@ def release(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[Host
     Every holds file is rewritten first (a host that cannot be reached raises: the pair may
     still be held there). A flush that fails is reported in its host's result, not raised:
     the pair is released by then, and the mail waits for its next retry."""
+    return drain(runner, targets, pair, lift(runner, targets, pair))
+
+
+def lift(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
+    """Remove ``pair`` from every holds file: logins and deliveries go ahead from now."""
     targets.check(pair)
-    released = _set(runner, targets, pair, held=False)
-    return on_each(released, lambda r: _flush(runner, targets, pair, r) if r.service == "mx" else r)
+    return _set(runner, targets, pair, held=False)
+
+
+def drain(runner: CommandRunner, targets: HoldTargets, pair: str, lifted: Sequence[HostHold]) -> list[HostHold]:
+    """Deliver what the hold kept on each MX's queue, all MX hosts at once (:func:`release`)."""
+    return on_each(lifted, lambda r: _flush(runner, targets, pair, r) if r.service == "mx" else r)
 
 
 def _flush(runner: CommandRunner, targets: HoldTargets, pair: str, result: HostHold) -> HostHold:

@@ -17,7 +17,8 @@ The steps, each timed in the report (:class:`Step`):
    Cyrus configuration and restart, the maps); the provisioning is not among them, so the
    promoted member creates no mailbox;
 6. **verify** — the pair is in sync in its new direction;
-7. **release** — logins reach the new live member; each MX delivers what it queued;
+7. **release** — logins reach the new live member (the pair's held time ends here); each
+   MX delivers what it queued (the drain, timed per MX);
 8. **confirm** — after the release, the deploy of the same hosts and the DNS hosts with
    every part a live member touches (:data:`CONFIRM_TAGS`, still without the provisioning):
    the ``mail[a-z]`` names change here, and nothing else should; the report says if it did.
@@ -39,7 +40,7 @@ from ruamel.yaml import YAML
 from hermes.errors import ExitCode, HermesError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.store.check import Agreement, PairSpec, PairStatus, check_pairs, pair_specs
-from hermes.store.hold import ROOT, HoldTargets, HostHold, hold, hold_targets, release
+from hermes.store.hold import ROOT, HoldTargets, HostHold, drain, hold, hold_targets, lift, release
 from hermes.store.runner import CommandRunner
 
 CYRUS_UNIT = "cyrus-imapd.service"
@@ -275,33 +276,35 @@ def switch(
     try:
         flipped = [PairSpec(s.name, plan.new_live, plan.old_live, s.backup, s.owners) for s in specs]
         started = _verify(runner, flipped, plan.new_live, drain_timeout, step)
-        report.released = release(runner, targets, pair)
+        lifted = lift(runner, targets, pair)
     except _BackOut as stop:
         raise SwitchoverError(str(stop), report.steps, held=True) from None
     except HermesError as error:
         raise SwitchoverError(f"after the flip: {error}", report.steps, held=True) from error
     except KeyboardInterrupt:
         raise SwitchoverError("interrupted after the flip", report.steps, held=True) from None
+    # Held until the hold is lifted; delivering what it queued is the drain, timed per MX.
     report.held_seconds = time.monotonic() - held_at
+    report.released = drain(runner, targets, pair, lifted)
     step("release", started, _released(report.released, report.queued))
 
     started = time.monotonic()
-    changed = _confirm(deploy, plan, report.steps)
-    report.confirm_changed = sum(n for host, n in changed.items() if host in plan.flip_hosts)
-    left = report.confirm_changed
-    names = sum(n for host, n in changed.items() if host not in plan.flip_hosts)
-    detail = f"{left} change(s) the flip had left behind" if left else "the flip was complete"
-    step("confirm", started, f"{detail}; {names} change(s) for the mail[a-z] names")
+    step("confirm", started, _confirm(deploy, report))
     return report
 
 
-def _confirm(deploy: Deploy, plan: SwitchoverPlan, steps: Sequence[Step]) -> Mapping[str, int]:
-    """The confirming deploy, once the pair is released: what it changed on each host."""
+def _confirm(deploy: Deploy, report: Switchover) -> str:
+    """The confirming deploy, once the pair is released; what it changed."""
+    plan = report.plan
     try:
-        return deploy(plan, plan.limit, CONFIRM_TAGS, (PROVISION_TAG,))
+        changed = deploy(plan, plan.limit, CONFIRM_TAGS, (PROVISION_TAG,))
     except (HermesError, KeyboardInterrupt) as error:
         why = str(error) or "interrupted"
-        raise SwitchoverError(f"switched over, but the confirming deploy failed: {why}", steps, held=False) from None
+        raise SwitchoverError(f"switched over, but the confirming deploy failed: {why}", report.steps, held=False) from None
+    report.confirm_changed = left = sum(n for host, n in changed.items() if host in plan.flip_hosts)
+    names = sum(n for host, n in changed.items() if host not in plan.flip_hosts)
+    detail = f"{left} change(s) the flip had left behind" if left else "the flip was complete"
+    return f"{detail}; {names} change(s) for the mail[a-z] names"
 
 
 def _flip(
