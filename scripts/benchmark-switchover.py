@@ -31,7 +31,8 @@ from hermes.lab.traffic import Attempt, Load, mailbox, outage
 from hermes.lab.vault import read_lab_vault
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import LAB_STATE, PROJECT_ROOT
-from hermes.store.check import check_pairs, pair_specs
+from hermes.store import check as store_check
+from hermes.store.check import pair_specs
 from hermes.store.runner import PodmanRunner
 
 HERMESCTL = Path(sys.executable).parent / "hermesctl"
@@ -45,12 +46,8 @@ def hermesctl(*args: str) -> str:
 
 
 def wait_in_sync(estate: Path) -> None:
-    specs = pair_specs(load_estate(estate))
-    deadline = time.monotonic() + 120
-    while not all(s.in_sync for s in check_pairs(specs, PodmanRunner())):
-        if time.monotonic() > deadline:
-            raise SystemExit("benchmark-switchover: the pairs did not come into sync within 120 s")
-        time.sleep(1)
+    if not store_check.wait_in_sync(pair_specs(load_estate(estate)), PodmanRunner(), timeout=120):
+        raise SystemExit("benchmark-switchover: the pairs did not come into sync within 120 s")
 
 
 def during(attempts: list[Attempt], started: float, ended: float) -> list[Attempt]:

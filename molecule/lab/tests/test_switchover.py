@@ -33,7 +33,8 @@ from hermes.lab.traffic import mailbox as read_mailbox
 from hermes.lab.vault import read_lab_vault
 from hermes.loader import load_estate
 from hermes.paths import LAB_STATE, PROJECT_ROOT
-from hermes.store.check import check_pairs, pair_specs
+from hermes.store import check as store_check
+from hermes.store.check import pair_specs
 from hermes.store.runner import PodmanRunner
 
 ESTATE_FILE = PROJECT_ROOT / "inventory" / "estates" / "lab.yml"
@@ -116,10 +117,7 @@ def mail_name_target(user: str) -> str:
 
 def wait_in_sync(estate: Path) -> None:
     specs = pair_specs(load_estate(estate))
-    deadline = time.monotonic() + 90
-    while not all(s.in_sync for s in check_pairs(specs, PodmanRunner())):
-        assert time.monotonic() < deadline, "the pairs did not come into sync"
-        time.sleep(1)
+    assert store_check.wait_in_sync(specs, PodmanRunner(), timeout=90), "the pairs did not come into sync"
 
 
 @pytest.fixture(scope="module")

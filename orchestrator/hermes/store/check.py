@@ -14,6 +14,7 @@ the hosts through a :class:`~hermes.store.runner.CommandRunner`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -194,3 +195,13 @@ def check_pairs(specs: Sequence[PairSpec], runner: CommandRunner) -> list[PairSt
         )
         statuses.append(PairStatus(spec.name, spec.live, channels))
     return statuses
+
+
+def wait_in_sync(specs: Sequence[PairSpec], runner: CommandRunner, timeout: float) -> bool:
+    """Whether every pair came into sync within ``timeout`` seconds (asked once a second)."""
+    deadline = time.monotonic() + timeout
+    while not all(status.in_sync for status in check_pairs(specs, runner)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True

@@ -163,26 +163,16 @@ def _set(runner: CommandRunner, targets: HoldTargets, pair: str, *, held: bool) 
 
 def hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
     """Hold ``pair`` on every MX and proxy, then end its users' proxied sessions."""
-    results = set_hold(runner, targets, pair)
-    end_sessions(runner, targets, pair, results)
-    return results
-
-
-def set_hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
-    """Hold ``pair`` in every MX's and proxy's file (its sessions go on: :func:`end_sessions`)."""
     targets.check(pair)
-    return _set(runner, targets, pair, held=True)
-
-
-def end_sessions(runner: CommandRunner, targets: HoldTargets, pair: str, held: Sequence[HostHold]) -> None:
-    """End the proxied sessions of ``pair``'s users, once every proxy refuses them a new one."""
+    results = _set(runner, targets, pair, held=True)
     users = list(targets.users[pair])
-    if any(r.changed for r in held if r.service == "proxy"):
+    if any(r.changed for r in results if r.service == "proxy"):
         # Dovecot stat()s a passwd-file at most once a second: after that, every login reads
         # the new map, so a kicked client that reconnects at once is refused too.
         time.sleep(MAP_RELOAD_SECONDS)
     if users:
         on_each(targets.proxy_hosts, lambda host: runner.run(host, ["doveadm", "proxy", "kick", *users], user=ROOT))
+    return results
 
 
 def release(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:

@@ -26,9 +26,7 @@ def on_each(items: Iterable[T], work: Callable[[T], R]) -> list[R]:
     """``work`` on every item at once (one host each: the time of the slowest, not the sum),
     the results in the items' order; the first item's error, in that order, is raised."""
     todo = list(items)
-    if len(todo) < 2:  # nothing to overlap
-        return [work(item) for item in todo]
-    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
         return list(pool.map(work, todo))
 
 
