@@ -21,6 +21,7 @@ from hermes.paths import PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
 from hermes.render.yamlfile import _emitted, dump
 from hermes.rendered import changed_files, write_tree
+from tests.conftest import LAB
 
 ESTATES = sorted((PROJECT_ROOT / "inventory" / "estates").glob("*.yml"))
 
@@ -94,6 +95,23 @@ def test_switchover_repoints_mail_names(write_estate) -> None:  # type: ignore[n
     assert {r["value"] for r in zones["lab.test"] if r["type"] == "CNAME"} == {"store-1b.lab.test.", "store-2a.lab.test."}
     roles = {h: yaml.safe_load(files[f"host_vars/{h}.yml"])["hermes_cyrus"]["role"] for h in ("store-1a", "store-1b")}
     assert roles == {"store-1a": "spare", "store-1b": "live"}
+
+
+def test_only_live_members_may_replicate_to_the_backup_server(write_estate) -> None:  # type: ignore[no-untyped-def]
+    def sync_clients(loaded: LoadedEstate) -> dict[str, list[str]]:
+        files = render_inventory(loaded, "x.yml")
+        hosts = ("store-1a", "store-1b", "backup-1")
+        return {h: yaml.safe_load(files[f"host_vars/{h}.yml"])["hermes_cyrus"]["sync_clients"] for h in hosts}
+
+    def at(loaded: LoadedEstate, *hosts: str) -> list[str]:
+        return [str(loaded.addresses[h]) for h in hosts]  # in the order of their names
+
+    lab = load_estate(LAB)
+    assert sync_clients(lab) == {"store-1a": [], "store-1b": at(lab, "store-1a"), "backup-1": at(lab, "store-1a", "store-2a")}
+    # Switched over: the spare, the old live member, is refused on the backup server.
+    flipped = load_estate(write_estate({"services.store_pairs[0].live": "store-1b"}))
+    expected = {"store-1a": at(flipped, "store-1b"), "store-1b": [], "backup-1": at(flipped, "store-1b", "store-2a")}
+    assert sync_clients(flipped) == expected
 
 
 @pytest.mark.parametrize(

@@ -71,14 +71,15 @@ def backed_up_pairs(estate: Estate, host: str) -> tuple[StorePair, ...]:
 
 
 def sync_sources(estate: Estate, host: str) -> tuple[str, ...]:
-    """Hosts allowed to replicate to ``host``: a spare's live peer; both members of every pair
-    backed up here (so a switchover needs no change on the backup server)."""
+    """Hosts allowed to replicate to ``host``: a spare's live peer; the live member of every
+    pair backed up here. Never a member that is not live: an old live member that came back
+    after a failover must not write over the copies (a switchover changes the backup server's
+    list too)."""
     sources: set[str] = set()
     pair = pair_of(estate, host)
     if pair is not None and pair.spare == host:
         sources.add(pair.live)
-    for backed_up in backed_up_pairs(estate, host):
-        sources.update(backed_up.members)
+    sources.update(backed_up.live for backed_up in backed_up_pairs(estate, host))
     sources.discard(host)
     return tuple(sorted(sources))
 

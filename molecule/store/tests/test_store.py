@@ -234,10 +234,12 @@ def test_sync_server_only_from_the_pair() -> None:
     # The master may replicate to the replica and the backup server...
     for name in RECEIVERS:
         assert "* OK" in _banner(MASTER, name, port), name
-    # ... the MX may not.
+    # ... the MX may not, nor the spare (only the live member writes the backup copy).
     for name in RECEIVERS:
         assert _banner(MX, name, port) == "closed", name
         assert f"refused connection from {address(MX)}" in journal(name)
+    assert _banner(REPLICA, BACKUP, port) == "closed"
+    assert f"refused connection from {address(REPLICA)}" in journal(BACKUP)
 
 
 def test_imap_and_pop_over_tls_on_the_master() -> None:

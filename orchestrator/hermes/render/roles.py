@@ -206,7 +206,7 @@ class CyrusFacts(Facts):
     )
     sync_clients: list[str] = fact(
         "services.store_pairs[].master, .replica, .live, .backup",
-        "addresses that may replicate here: a spare's live peer, both members of pairs backed up here",
+        "addresses that may replicate here: a spare's live peer, the live member of each pair backed up here",
     )
     lmtp_clients: list[str] = fact("services.mx.hosts", "addresses that may deliver by LMTP (the hubs)")
     listeners: list[Listener] = fact("policies.ports.{imap,imaps,pop3,pop3s}", "the enabled IMAP and POP listeners")

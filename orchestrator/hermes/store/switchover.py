@@ -12,10 +12,11 @@ The steps, each timed in the report (:class:`Step`):
 4. **stop** — Cyrus stops on the live member; its snapshot, read from disk, must show
    nothing pending and every mailbox agreeing with the spare and the backup server;
 5. **flip** — the estate file records the new live member (:func:`record_live`), the
-   inventory is rendered again, and the deploy runs on the pair, the MX hosts and the
-   proxies, only the tasks that say which member is live (:data:`FLIP_TAGS`: the members'
-   Cyrus configuration and restart, the maps); the provisioning is not among them, so the
-   promoted member creates no mailbox;
+   inventory is rendered again, and the deploy runs on the pair, its backup server, the MX
+   hosts and the proxies, only the tasks that say which member is live (:data:`FLIP_TAGS`:
+   the members' Cyrus configuration and restart, whom the backup server takes replication
+   from, the maps); the provisioning is not among them, so the promoted member creates no
+   mailbox;
 6. **verify** — the pair is in sync in its new direction;
 7. **release** — logins reach the new live member (the pair's held time ends here); each
    MX delivers what it queued (the drain, timed per MX);
@@ -45,8 +46,8 @@ from hermes.store.runner import CommandRunner
 
 CYRUS_UNIT = "cyrus-imapd.service"
 # While the pair is held, only the roles' tasks tagged store_live run: what says which member
-# is live (the members' cyrus.conf, imapd.conf, hosts.allow and Cyrus's restart, the MX hosts'
-# store-pairs map, the proxies' maps). Nothing tagged always: the host checks ran at the gate,
+# is live (the members' cyrus.conf, imapd.conf, hosts.allow and Cyrus's restart, the backup
+# server's hosts.allow, the MX hosts' store-pairs map, the proxies' maps). Nothing tagged always: the host checks ran at the gate,
 # the confirming deploy validates the roles' arguments, and those tasks need no facts.
 FLIP_TAGS = ("store_live",)
 PRECHECK_TAGS = ("precheck",)
@@ -93,7 +94,7 @@ class SwitchoverPlan:
     pair: str
     old_live: str
     new_live: str
-    flip_hosts: tuple[str, ...]  # the flip's limit: the pair, the MX hosts, the proxies
+    flip_hosts: tuple[str, ...]  # the flip's limit: the pair, its backup server, the MX hosts, the proxies
     hosts: tuple[str, ...]  # the confirming deploy's: those and the DNS hosts
 
     @property
@@ -148,7 +149,7 @@ def document(plan: SwitchoverPlan, steps: Sequence[Step], **outcome: object) -> 
 def switchover_plan(loaded: LoadedEstate, pair: str) -> SwitchoverPlan:
     [spec] = pair_specs(loaded, [pair])  # refuses a pair the estate does not have
     services = loaded.estate.services
-    flip = {spec.live, spec.spare, *services.mx.hosts, *services.proxy.hosts}
+    flip = {spec.live, spec.spare, spec.backup, *services.mx.hosts, *services.proxy.hosts}
     return SwitchoverPlan(pair, spec.live, spec.spare, tuple(sorted(flip)), tuple(sorted(flip | set(services.dns.hosts))))
 
 
