@@ -21,19 +21,8 @@ from hermes.store import switchover as switchover_module
 from hermes.store.check import Agreement, ChannelStatus, MailboxComparison, PairSpec, PairStatus
 from hermes.store.examine import SyncLogFile
 from hermes.store.hold import MX_HOLDS_FILE, held_pairs, hold_targets
-from hermes.store.switchover import (
-    CYRUS_UNIT,
-    FLIP_TAGS,
-    PROVISION_TAG,
-    DeployNotStarted,
-    Step,
-    Switchover,
-    SwitchoverError,
-    SwitchoverPlan,
-    record_live,
-    switch,
-    switchover_plan,
-)
+from hermes.store.operation import CYRUS_UNIT, FLIP_TAGS, PROVISION_TAG, DeployNotStarted, FlipPlan, Step, record_pair
+from hermes.store.switchover import Switchover, SwitchoverError, switch, switchover_plan
 from tests.conftest import LAB, WriteEstate
 from tests.test_store_hold import Hosts
 
@@ -88,7 +77,7 @@ def test_a_switchover_holds_drains_stops_flips_verifies_and_releases(statuses: l
     hosts = Cyrus(hold_targets(loaded))
     deployed: list[tuple[set[str], tuple[str, ...], tuple[str, ...], bool]] = []
 
-    def deploy(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, int]:
+    def deploy(plan: FlipPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, int]:
         # The old live member is stopped; the pair is held while the flip deploys, not while the
         # confirming deploy runs (which changes the zones only).
         held = {frozenset(held_pairs(text, "mx")) for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE}
@@ -150,7 +139,7 @@ def test_a_failed_flip_leaves_the_pair_held(statuses: list[PairStatus]) -> None:
     statuses += [IN_SYNC]
     hosts = Cyrus(hold_targets(loaded))
 
-    def broken(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> int:
+    def broken(plan: FlipPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> int:
         raise EstateError("lab.yml", [])
 
     with pytest.raises(SwitchoverError, match="the pair is still HELD") as stopped:
@@ -165,8 +154,8 @@ def test_the_confirming_deploy_reports_what_the_flip_left_behind(statuses: list[
 
     def deploy(
         changed_by_confirm: dict[str, int] | Exception,
-    ) -> Callable[[SwitchoverPlan, str, tuple[str, ...], tuple[str, ...]], dict[str, int]]:
-        def run(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, int]:
+    ) -> Callable[[FlipPlan, str, tuple[str, ...], tuple[str, ...]], dict[str, int]]:
+        def run(plan: FlipPlan, limit: str, tags: tuple[str, ...], skip: tuple[str, ...]) -> dict[str, int]:
             if tags == FLIP_TAGS:
                 return {"store-1b": 3}  # the flip's own changes are not what is reported
             if isinstance(changed_by_confirm, Exception):
@@ -182,7 +171,7 @@ def test_the_confirming_deploy_reports_what_the_flip_left_behind(statuses: list[
     assert report.steps[-1].detail == "2 change(s) the flip had left behind; 3 change(s) for the mail[a-z] names"
     # A confirming deploy that fails: switched over and released all the same, and said so.
     hosts = Cyrus(hold_targets(loaded))
-    with pytest.raises(SwitchoverError, match="switched over, but the confirming deploy failed: unreachable") as failed:
+    with pytest.raises(SwitchoverError, match="store-1b is live, but the confirming deploy failed: unreachable") as failed:
         switch(loaded, "cyrus-1", hosts, deploy(StoreError("unreachable")))
     assert not failed.value.held and [s.name for s in failed.value.steps][-1] == "release"
     assert all(not held_pairs(text, "mx") for (_, path), text in hosts.files.items() if path == MX_HOLDS_FILE)
@@ -261,14 +250,14 @@ def test_record_live_changes_one_value_and_refuses_a_bad_member(tmp_path: Path) 
         shutil.copy(source, tmp_path / source.name)
     path = tmp_path / LAB.name
     text = path.read_text()
-    record_live(path, "cyrus-2", "store-2b")
+    record_pair(path, "cyrus-2", live="store-2b", fenced=None)
     assert load_estate(path).estate.services.store_pairs[1].live == "store-2b"
     # Comments, layout and the other pair as they were: only the one value differs.
     changed = [(a, b) for a, b in zip(text.splitlines(), path.read_text().splitlines(), strict=True) if a != b]
     assert changed == [("      live: store-2a", "      live: store-2b")]
     # A member that is not the pair's: refused by the model, the file put back.
     with pytest.raises(EstateError, match="neither the master nor the replica"):
-        record_live(path, "cyrus-2", "store-1a")
+        record_pair(path, "cyrus-2", live="store-1a", fenced=None)
     assert load_estate(path).estate.services.store_pairs[1].live == "store-2b"
 
 

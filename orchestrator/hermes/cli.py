@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hermes.console import EstateOption, err, out, reporting
-from hermes.errors import ExitCode, HermesError, PrecheckError, StaleRenderError, UsageError
+from hermes.errors import ExitCode, HermesError, PrecheckError, Problem, StaleRenderError, UsageError
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
 from hermes.progress import Counts, Tally
@@ -31,7 +31,10 @@ from hermes.store.cli import store_app
 if TYPE_CHECKING:
     from hermes.deploy import DeployOptions, RunnerCall, Target
     from hermes.plan import Plan
-    from hermes.store.switchover import Switchover
+    from hermes.store.fence import Fencer
+    from hermes.store.missing import Delivery
+    from hermes.store.operation import Deploy, FlipPlan, PairOperation, Step
+    from hermes.store.runner import CommandRunner
     from hermes.summary import RunSubject, RunSummary
 
 app = typer.Typer(
@@ -512,7 +515,7 @@ def check_command(
 
     from hermes.check import Context, Result, document, plan_probes, probe_users, run
     from hermes.precheck import read_target_vault
-    from hermes.store.runner import CommandRunner, PodmanRunner, SshRunner
+    from hermes.store.runner import PodmanRunner, SshRunner
 
     with reporting():
         # The store hosts' SSH login is check's own (store status asks as it), not a deploy's.
@@ -660,8 +663,12 @@ def _write_render(inventory: Path, files: dict[str, str], render_diff: str) -> P
     return inventory
 
 
-def _switchover_table(report: Switchover) -> Table:
-    table = Table("step", "seconds", "what", title=f"Switchover of {report.plan.pair}: {report.plan.new_live} is live")
+def _operation_table(report: PairOperation) -> Table:
+    plan = report.plan
+    title = f"{plan.operation.capitalize()} of {plan.pair}: {plan.new_live} is live"
+    if plan.fenced is not None:
+        title += f", {plan.fenced} fenced"
+    table = Table("step", "seconds", "what", title=title)
     for s in report.steps:
         table.add_row(s.name, f"{s.seconds:.1f}", Text(s.detail))  # not markup: "mail[a-z]"
     held_for = f"held {report.held_seconds:.1f} s (logins refused, mail queued)"
@@ -669,7 +676,122 @@ def _switchover_table(report: Switchover) -> Table:
     return table
 
 
-# Registered here, not in hermes.store.cli: a switchover deploys, with deploy's own plumbing.
+def _missing_table(title: str, deliveries: Sequence[Delivery]) -> Table:
+    table = Table("MX", "logged", "queue id", "recipient", "Message-ID", title=title)
+    for d in deliveries:
+        table.add_row(d.mx, d.at, d.exim_id, d.recipient, Text(d.message_id or "-"))
+    return table
+
+
+@dataclass(frozen=True)
+class _OperationTarget:
+    """Where a pair operation runs: the estate, its render, how to reach and deploy its hosts."""
+
+    estate: Path
+    output: Path | None
+    lab: bool
+    vault: Path | None
+    vault_password_file: Path | None
+    certificates: Path | None
+    ssh_user: str | None
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """What a pair operation is handed: the estate, its hosts, the flip's deploy, where to
+    report each step, and the target's vault (read when asked)."""
+
+    loaded: LoadedEstate
+    runner: CommandRunner
+    deploy: Deploy
+    progress: Callable[[Step], None]
+    vault: Callable[[], Mapping[str, Any]]
+
+
+def _operate(
+    target: _OperationTarget,
+    pair: str,
+    plan_for: Callable[[LoadedEstate, str], FlipPlan],
+    operate: Callable[[_Operation], PairOperation],
+    *,
+    json_output: bool,
+) -> PairOperation:
+    """A pair operation with deploy's plumbing: the committed render must be current, what the
+    flip's deploy needs is checked before anything is touched, the flip records the plan's
+    members in the estate file and renders, and the operation leaves a record, done or stopped."""
+    from hermes.deploy import DeployOptions
+    from hermes.precheck import read_target_vault
+    from hermes.store.cli import store_runner
+    from hermes.store.operation import PRECHECK_TAGS, DeployNotStarted, OperationError, document, record_pair
+    from hermes.summary import run_subject
+
+    estate, output = target.estate, target.output
+
+    def deployment(options: DeployOptions) -> _Deployment:
+        return _deployment(
+            estate,
+            output,
+            options,
+            lab=target.lab,
+            vault=target.vault,
+            vault_password_file=target.vault_password_file,
+            certificates=target.certificates,
+            ssh_user=target.ssh_user,
+            inventory_for=_write_render,
+        )
+
+    def flip(plan: FlipPlan, limit: str, tags: tuple[str, ...], skip_tags: tuple[str, ...]) -> dict[str, int]:
+        original = estate.read_bytes()
+        try:
+            record_pair(estate, plan.pair, live=plan.new_live, fenced=plan.fenced)
+            ready = deployment(DeployOptions("site.yml", limit, tags=tags, skip_tags=skip_tags))
+        except HermesError as error:
+            # Nothing ran: the estate file and its render as they were.
+            estate.write_bytes(original)
+            _, inventory, files = _render(estate, output)
+            write_tree(inventory, files)
+            raise DeployNotStarted(str(error)) from error
+        done = _run(ready, f"{plan.operation} of {plan.pair} to {plan.new_live} ({', '.join(tags)})")
+        flip_records.append(done.record)
+        return {host: counts.changed for host, counts in done.hosts.items()}
+
+    def progress(step: Step) -> None:
+        if not json_output:
+            err.print(f"{step.name}: {step.detail} ({step.seconds:.1f} s)", markup=False)
+
+    flip_records: list[str] = []
+    loaded, committed, files = _render(estate, output)
+    plan = plan_for(loaded, pair)
+    if diff(committed, files):
+        raise StaleRenderError(f"{committed} is stale: render and deploy the estate before a {plan.operation}")
+    # What the flip's deploy needs (vault, certificates, SSH, the controller's prechecks and
+    # the hosts' own) is checked now, before the pair is held: the flip skips the latter.
+    checked = deployment(DeployOptions("site.yml", plan.limit, tags=PRECHECK_TAGS))
+    _run(checked, f"checking {plan.limit}")
+    runner = store_runner({n: str(a) for n, a in loaded.addresses.items()}, lab=target.lab, ssh_user=target.ssh_user or "root")
+    # The operation's record, beside the deploys': who, from which files, every step.
+    subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
+    who = {"who": subject.who, "controller": subject.controller, "estate_file": subject.estate_file.sha256}
+    record = runs_dir(loaded.estate.name, estate_home(estate.resolve())) / "operations"
+    started = _now()
+    try:
+        report = operate(_Operation(loaded, runner, flip, progress, lambda: read_target_vault(checked.target)))
+    except HermesError as error:
+        steps = error.steps if isinstance(error, OperationError) else ()
+        held = isinstance(error, OperationError) and error.held
+        outcome = {"result": "stopped", "error": str(error), "held": held, "flip_records": flip_records}
+        _keep(record, started, document(plan, steps, **who, started=started, finished=_now(), **outcome))
+        raise
+    result = document(plan, report.steps, **who, started=started, finished=_now(), **report.outcome(), flip_records=flip_records)
+    err.print(f"record: {_keep(record, started, result)}", markup=False)
+    if json_output:
+        out.print(json.dumps(result, indent=2, sort_keys=True), markup=False)
+    else:
+        out.print(_operation_table(report))
+    return report
+
+
+# Registered here, not in hermes.store.cli: the pair operations deploy, with deploy's own plumbing.
 @store_app.command("switchover")
 def switchover_command(
     pair: Annotated[str, typer.Argument(help="The store pair, by its name in the estate.", show_default=False)],
@@ -694,99 +816,137 @@ def switchover_command(
     updated, the pair, MX hosts and proxies flipped (the store_live tasks, no provisioning),
     the new direction checked, the pair released, and a deploy of those hosts and the DNS
     hosts confirms the flip (and moves the mail[a-z] names). See docs/store.md."""
-    from hermes.deploy import DeployOptions
-    from hermes.store.cli import store_runner
-    from hermes.store.switchover import (
-        PRECHECK_TAGS,
-        DeployNotStarted,
-        Step,
-        SwitchoverError,
-        SwitchoverPlan,
-        document,
-        record_live,
-        switch,
-        switchover_plan,
-    )
-    from hermes.summary import run_subject
+    from hermes.store.switchover import switch, switchover_plan
 
-    def deployment(options: DeployOptions) -> _Deployment:
-        return _deployment(
-            estate,
-            output,
-            options,
-            lab=lab,
-            vault=vault,
-            vault_password_file=vault_password_file,
-            certificates=certificates,
-            ssh_user=ssh_user,
-            inventory_for=_write_render,
-        )
-
-    def flip(plan: SwitchoverPlan, limit: str, tags: tuple[str, ...], skip_tags: tuple[str, ...]) -> dict[str, int]:
-        original = estate.read_bytes()
-        try:
-            record_live(estate, plan.pair, plan.new_live)
-            ready = deployment(DeployOptions("site.yml", limit, tags=tags, skip_tags=skip_tags))
-        except HermesError as error:
-            # Nothing ran: the estate file and its render as they were.
-            estate.write_bytes(original)
-            _, inventory, files = _render(estate, output)
-            write_tree(inventory, files)
-            raise DeployNotStarted(str(error)) from error
-        done = _run(ready, f"switching {plan.pair} over to {plan.new_live} ({', '.join(tags)})")
-        flip_records.append(done.record)
-        return {host: counts.changed for host, counts in done.hosts.items()}
-
-    def progress(step: Step) -> None:
-        if not json_output:
-            err.print(f"{step.name}: {step.detail} ({step.seconds:.1f} s)", markup=False)
-
-    flip_records: list[str] = []
+    target = _OperationTarget(estate, output, lab, vault, vault_password_file, certificates, ssh_user)
     with reporting():
-        loaded, committed, files = _render(estate, output)
-        if diff(committed, files):
-            raise StaleRenderError(f"{committed} is stale: render and deploy the estate before a switchover")
-        plan = switchover_plan(loaded, pair)
-        # What the flip's deploy needs (vault, certificates, SSH, the controller's prechecks and
-        # the hosts' own) is checked now, before the pair is held: the flip skips the latter.
-        _run(deployment(DeployOptions("site.yml", plan.limit, tags=PRECHECK_TAGS)), f"checking {plan.limit}")
-        runner = store_runner({n: str(a) for n, a in loaded.addresses.items()}, lab=lab, ssh_user=ssh_user or "root")
-        # The operation's record, beside the deploys': who, from which files, every step.
-        subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
-        who = {"who": subject.who, "controller": subject.controller, "estate_file": subject.estate_file.sha256}
-        record = runs_dir(loaded.estate.name, estate_home(estate.resolve())) / "operations"
-        started = _now()
-        try:
-            report = switch(loaded, pair, runner, flip, max_lag=max_lag, drain_timeout=drain_timeout, on_step=progress)
-        except HermesError as error:
-            steps = error.steps if isinstance(error, SwitchoverError) else ()
-            held = isinstance(error, SwitchoverError) and error.held
-            outcome = {"result": "stopped", "error": str(error), "held": held, "flip_records": flip_records}
-            _keep(record, started, document(plan, steps, **who, started=started, finished=_now(), **outcome))
-            raise
-        result = document(
-            plan,
-            report.steps,
-            **who,
-            started=started,
-            finished=_now(),
-            result="done",
-            held=False,
-            held_seconds=report.held_seconds,
-            confirm_changed=report.confirm_changed,
-            queued_messages=report.queued,
-            drained=report.drained,
-            mail_waiting=report.waiting,
-            flip_records=flip_records,
+        report = _operate(
+            target,
+            pair,
+            switchover_plan,
+            lambda o: switch(
+                o.loaded, pair, o.runner, o.deploy, max_lag=max_lag, drain_timeout=drain_timeout, on_step=o.progress
+            ),
+            json_output=json_output,
         )
-        err.print(f"record: {_keep(record, started, result)}", markup=False)
-    if json_output:
-        out.print(json.dumps(result, indent=2, sort_keys=True), markup=False)
-    else:
-        out.print(_switchover_table(report))
     if report.waiting:
         # Switched over, but an MX still has the pair's mail queued: `store release` again.
         raise typer.Exit(ExitCode.OUT_OF_SYNC)
+
+
+@store_app.command("failover")
+def failover_command(
+    pair: Annotated[str, typer.Argument(help="The store pair, by its name in the estate.", show_default=False)],
+    estate: EstateOption = DEFAULT_ESTATE,
+    output: OutputOption = None,
+    lab: LabOption = False,
+    fenced: Annotated[
+        bool,
+        typer.Option(
+            "--fenced",
+            help="Without --lab: you have powered the live member off (its BMC) and it cannot come back by itself "
+            "(docs/store.md, Failover). Required on a real estate.",
+        ),
+    ] = False,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
+    ssh_user: SshUserOption = None,
+    sync_timeout: Annotated[
+        float, typer.Option(help="Seconds the new live member and the backup server have to agree after the resync.")
+    ] = 120.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the steps, figures and missing deliveries as JSON.")] = False,
+) -> None:
+    """Unplanned failover: the live member is lost (it does not answer, or its Cyrus is down),
+    and the spare becomes live with what it has. The old member is fenced (the lab: its
+    container stopped and a fence file written into it; a real estate: you power it off and say
+    --fenced), the pair held, the estate file and render updated (live and fenced), the spare,
+    backup server, MX hosts and proxies flipped, the users the backup server and the new live
+    member disagree on copied, the pair released; then the MX logs are read for deliveries to
+    the old member that the live copy lacks, and a deploy confirms the flip. Exit 1 when some
+    may be missing or mail is still queued. See docs/store.md."""
+    from hermes.store.failover import Failover, fail_over, failover_plan
+
+    target = _OperationTarget(estate, output, lab, vault, vault_password_file, certificates, ssh_user)
+
+    def operate(o: _Operation) -> Failover:
+        return fail_over(o.loaded, pair, o.runner, o.deploy, _fencer(o.runner), sync_timeout=sync_timeout, on_step=o.progress)
+
+    with reporting():
+        if not lab and not fenced:
+            raise UsageError("--fenced: on a real estate, power the live member off first and say so (docs/store.md, Failover)")
+        report = _operate(target, pair, failover_plan, operate, json_output=json_output)
+    assert isinstance(report, Failover)
+    if report.missing and not json_output:
+        out.print(_missing_table(f"Delivered to {report.plan.old_live}, not in the live copy", report.missing))
+    if report.missing or report.waiting:
+        raise typer.Exit(ExitCode.OUT_OF_SYNC)
+
+
+@store_app.command("reattach")
+def reattach_command(
+    pair: Annotated[str, typer.Argument(help="The store pair, by its name in the estate.", show_default=False)],
+    estate: EstateOption = DEFAULT_ESTATE,
+    output: OutputOption = None,
+    lab: LabOption = False,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
+    ssh_user: SshUserOption = None,
+    window_hours: Annotated[
+        float,
+        typer.Option(help="Recover the set-aside messages of this many hours (below the delayed-expunge retention)."),
+    ] = 24.0,
+    sync_timeout: Annotated[float, typer.Option(help="Seconds the pair has to come into sync after the resync.")] = 300.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the steps, figures and recovered deliveries as JSON.")
+    ] = False,
+) -> None:
+    """Reattach the member a failover fenced as the pair's spare. It is brought up (the lab:
+    its container started; a real estate: you power it on) with Cyrus still kept down by its
+    fence file; its Cyrus state is set aside (kept on it) and replaced by an empty one, and
+    the set-aside messages the live copy lacks are listed; Cyrus starts on it; the pair is
+    held while the estate file drops `fenced` and both members, the backup server, the MX
+    hosts and the proxies are deployed (it gets a spare's configuration); the pair is released,
+    every user copied to it, and the listed messages appended to the live copy with their
+    internal dates (never renumbering the live copy). Then the pair must be in sync, and every
+    delivery to it in the MX logs in the live copy. Exit 1 when some is not. See docs/store.md."""
+    from hermes.store.reattach import Reattach, reattach, reattach_plan
+    from hermes.store.recover import ADMIN_PASSWORD_SECRET
+
+    target = _OperationTarget(estate, output, lab, vault, vault_password_file, certificates, ssh_user)
+
+    def operate(o: _Operation) -> Reattach:
+        password = o.vault().get(ADMIN_PASSWORD_SECRET)
+        if not isinstance(password, str) or not password:
+            raise PrecheckError([Problem("vault", f"no {ADMIN_PASSWORD_SECRET} (the recovery appends as the Cyrus admin)")])
+        return reattach(
+            o.loaded,
+            pair,
+            o.runner,
+            o.deploy,
+            _fencer(o.runner),
+            admin_password=password,
+            window_hours=window_hours,
+            sync_timeout=sync_timeout,
+            on_step=o.progress,
+        )
+
+    with reporting():
+        report = _operate(target, pair, reattach_plan, operate, json_output=json_output)
+    assert isinstance(report, Reattach)
+    if report.not_recovered and not json_output:
+        out.print(_missing_table(f"Delivered to {report.plan.old_live}, still not in the live copy", report.not_recovered))
+    if report.not_recovered or report.waiting:
+        raise typer.Exit(ExitCode.OUT_OF_SYNC)
+
+
+def _fencer(runner: CommandRunner) -> Fencer:
+    """The lab's containers are fenced by podman; a real estate's hosts by their operator, and from here if they answer."""
+    from hermes.store.fence import OperatorFencer, PodmanFencer
+    from hermes.store.runner import PodmanRunner
+
+    return PodmanFencer() if isinstance(runner, PodmanRunner) else OperatorFencer(runner)
 
 
 def main() -> None:

@@ -44,11 +44,16 @@ class PairMembers(Protocol):
     def spare(self) -> str: ...
     @property
     def backup(self) -> str: ...
+    @property
+    def fenced(self) -> str | None: ...
 
 
 def channels(pair: PairMembers) -> tuple[Channel, ...]:
-    """The live member's channels: to its spare, and to the backup server (never a pair member)."""
-    return (Channel(REPLICA_CHANNEL, pair.live, pair.spare), Channel(BACKUP_CHANNEL, pair.live, pair.backup))
+    """The live member's channels: to its spare, and to the backup server (never a pair member).
+    A spare that a failover fenced gets none: it is down, and it rejoins by ``store reattach``,
+    which copies every user to it and recovers what only it had."""
+    to_spare = () if pair.fenced == pair.spare else (Channel(REPLICA_CHANNEL, pair.live, pair.spare),)
+    return (*to_spare, Channel(BACKUP_CHANNEL, pair.live, pair.backup))
 
 
 def pair_of(estate: Estate, host: str) -> StorePair | None:

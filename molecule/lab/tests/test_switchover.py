@@ -13,98 +13,18 @@ docs/store.md.
 
 from __future__ import annotations
 
-import imaplib
 import json
-import os
-import ssl
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dns.resolver
 import pytest
+from lablib import CA, ESTATE, LOADED, ORIGINAL, OTHER, PAIR, address, flag_one, hermesctl, mailbox, switchover, wait_in_sync
 
-from hermes.check import probe_users
 from hermes.lab.traffic import Load, Mailbox, outage
-from hermes.lab.traffic import mailbox as read_mailbox
-from hermes.lab.vault import read_lab_vault
 from hermes.loader import load_estate
-from hermes.paths import LAB_STATE, PROJECT_ROOT
-from hermes.store import check as store_check
-from hermes.store.check import pair_specs
-from hermes.store.runner import PodmanRunner
-
-ESTATE_FILE = PROJECT_ROOT / "inventory" / "estates" / "lab.yml"
-LOADED = load_estate(ESTATE_FILE)
-ESTATE = LOADED.estate
-ORIGINAL = ESTATE_FILE.read_bytes()
-CA = LAB_STATE / "pki" / "ca.crt"
-HERMESCTL = Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / "hermesctl"
-PAIR = ESTATE.services.store_pairs[0]
-OTHER = ESTATE.services.store_pairs[1]
-IMAPS = ESTATE.policies.ports.imaps.port
-
-
-def tls() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(CA))
-
-
-def address(host: str) -> str:
-    return str(LOADED.addresses[host])
-
-
-@pytest.fixture(scope="module")
-def passwords() -> dict[str, str]:
-    vault = read_lab_vault(LAB_STATE / "lab" / "vault.yml", LAB_STATE / "lab" / "vault-password")
-    return dict(vault["vault_hermes_user_passwords"])
-
-
-@pytest.fixture(scope="module")
-def users(passwords: dict[str, str]) -> dict[str, str]:
-    return dict(probe_users(LOADED, passwords).by_pair)
-
-
-@pytest.fixture(scope="module")
-def estate_file() -> Iterator[Path]:
-    """The lab's estate file, which the switchover rewrites with its committed render; both are
-    put back byte for byte afterwards if the test left them otherwise."""
-    rendered = PROJECT_ROOT / "inventory" / "rendered" / ESTATE.name
-    saved = {path: path.read_bytes() for path in [ESTATE_FILE, *rendered.rglob("*")] if path.is_file()}
-    yield ESTATE_FILE
-    for path, content in saved.items():
-        if path.read_bytes() != content:
-            path.write_bytes(content)
-
-
-def hermesctl(*args: str) -> str:
-    result = subprocess.run([str(HERMESCTL), *args], capture_output=True, text=True, timeout=900, check=False)
-    assert result.returncode == 0, (
-        f"hermesctl {' '.join(args)}: {result.returncode}\n{result.stderr[-3000:]}\n{result.stdout[-2000:]}"
-    )
-    return result.stdout
-
-
-def switchover(estate: Path, pair: str) -> dict[str, Any]:
-    output = hermesctl("store", "switchover", pair, "--lab", "--json", "--estate", str(estate))
-    document: dict[str, Any] = json.loads(output)
-    return document
-
-
-def mailbox(user: str, password: str) -> Mailbox:
-    return read_mailbox(LOADED, CA, user, password)
-
-
-def flag_one(user: str, password: str) -> str:
-    """Append a message through the proxy and flag it; its subject."""
-    subject = f"flagged {uuid.uuid4().hex}"
-    with imaplib.IMAP4_SSL(address(sorted(ESTATE.services.proxy.hosts)[0]), IMAPS, ssl_context=tls(), timeout=30) as imap:
-        imap.login(user, password)
-        message = f"Subject: {subject}\r\nFrom: {user}@{ESTATE.domains.mail}\r\n\r\nkeep my flag\r\n".encode()
-        assert imap.append("INBOX", "(\\Flagged)", imaplib.Time2Internaldate(time.time()), message)[0] == "OK"
-    return subject
 
 
 def mail_name_target(user: str) -> str:
@@ -113,11 +33,6 @@ def mail_name_target(user: str) -> str:
     resolver.nameservers = [address(ESTATE.services.dns.hosts[0])]
     [answer] = resolver.resolve(f"mail{user[0]}.{ESTATE.domains.hosts}", "CNAME")
     return str(answer.target)
-
-
-def wait_in_sync(estate: Path) -> None:
-    specs = pair_specs(load_estate(estate))
-    assert store_check.wait_in_sync(specs, PodmanRunner(), timeout=90), "the pairs did not come into sync"
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,11 @@ class StorePair(StrictModel):
     replica: Name = Field(description="the hot spare continuously updated from the master")
     live: Name = Field(description="the member serving users now: the master, or the replica after a switchover")
     backup: Name = Field(description="the backup server the live member also replicates to")
+    fenced: Name | None = Field(
+        default=None,
+        description="the member a failover fenced off: no deploy touches it and it runs no Cyrus until "
+        "`hermesctl store reattach` makes it the spare again (written by the failover, not by hand)",
+    )
     partitions: list[Partition] = Field(default_factory=lambda: [Partition(name="default", path="spool")], min_length=1)
 
     @model_validator(mode="after")
@@ -91,6 +96,10 @@ class StorePair(StrictModel):
             raise ValueError(f"master and replica are the same host {self.master!r}")
         if self.live not in (self.master, self.replica):
             raise ValueError(f"live host {self.live!r} is neither the master nor the replica")
+        if self.fenced is not None and self.fenced != self.spare:
+            raise ValueError(
+                f"fenced host {self.fenced!r} is not the pair's spare (only the member that is not live can be fenced)"
+            )
         names = [p.name for p in self.partitions]
         if len(set(names)) != len(names):
             raise ValueError("partition names repeat")

@@ -65,6 +65,9 @@ SECRETS = (
 )
 
 
+FENCED_GROUP = "fenced"
+
+
 def pair_group(pair: StorePair) -> str:
     return "pair_" + pair.name.replace("-", "_")
 
@@ -77,6 +80,10 @@ def _hosts_file(estate: Estate) -> dict[str, Any]:
             children[group] = {"hosts": dict.fromkeys(members, None)}
     for pair in estate.services.store_pairs:
         children[pair_group(pair)] = {"hosts": dict.fromkeys(sorted(pair.members), None)}
+    # Members a failover fenced: every playbook leaves them out (``:!fenced``) until
+    # ``hermesctl store reattach``. Always present, so the pattern always names a group.
+    fenced = sorted(pair.fenced for pair in estate.services.store_pairs if pair.fenced is not None)
+    children[FENCED_GROUP] = {"hosts": dict.fromkeys(fenced, None)}
     return {"all": {"children": children}}
 
 
@@ -87,6 +94,7 @@ def _pair_vars(pair: StorePair) -> dict[str, Any]:
         "live": pair.live,
         "spare": pair.spare,
         "backup": pair.backup,
+        "fenced": pair.fenced,
         "group": pair_group(pair),
         "partitions": {p.name: p.path for p in pair.partitions},
     }

@@ -83,6 +83,7 @@ class PairSpec:
     spare: str
     backup: str
     owners: frozenset[str]
+    fenced: str | None = None
 
     @property
     def channels(self) -> tuple[tuple[str, str], ...]:
@@ -171,6 +172,7 @@ def pair_specs(loaded: LoadedEstate, names: Sequence[str] = ()) -> list[PairSpec
             spare=pairs[name].spare,
             backup=pairs[name].backup,
             owners=frozenset(users.get(name, ())),
+            fenced=pairs[name].fenced,
         )
         for name in names or sorted(pairs)
     ]
