@@ -27,6 +27,7 @@ from hermes.store.hold import (
     held_pairs,
     hold,
     hold_targets,
+    holding,
     mx_holds_text,
     proxy_holds_text,
     queued_for,
@@ -83,9 +84,9 @@ def test_holds_files_name_their_pairs_and_only_held_users() -> None:
 def test_queued_for_counts_undelivered_messages_of_the_pairs_users() -> None:
     # The first message (alice undelivered) and the third (Alice, any case); not bob's delivered
     # copy, not alice's outbound message, and the third once although two recipients match.
-    assert queued_for(QUEUE, "hermes.lab.test", ["alice", "carol"]) == 2
-    assert queued_for(QUEUE, "hermes.lab.test", ["bob"]) == 0
-    assert queued_for(QUEUE, "other.test", ["alice"]) == 0
+    assert queued_for(QUEUE, "hermes.lab.test", ["alice", "carol"]) == {"1vQkUy-0004Wc-1n", "1vQkVb-0004Xe-3q"}
+    assert queued_for(QUEUE, "hermes.lab.test", ["bob"]) == frozenset()
+    assert queued_for(QUEUE, "other.test", ["alice"]) == frozenset()
 
 
 class Hosts:
@@ -122,6 +123,7 @@ class Hosts:
 @pytest.fixture(autouse=True)
 def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hold_module, "MAP_RELOAD_SECONDS", 0)
+    monkeypatch.setattr(hold_module, "FLUSH_PAUSE_SECONDS", 0)
 
 
 def test_hold_writes_each_mx_and_proxy_once_and_release_flushes() -> None:
@@ -210,4 +212,46 @@ def test_mail_still_queued_after_a_release_fails_the_command(monkeypatch: pytest
     monkeypatch.setattr(hosts, "run", run)
     result = CliRunner().invoke(store_cli.store_app, ["release", pair, "--lab", "--estate", str(LAB)])
     assert result.exit_code == 1, result.output
-    assert hosts.flushed
+    # Each MX was flushed again while the held mail was still there, then the command gave up.
+    assert sorted(hosts.flushed) == sorted([(h, "@" + targets.mail_domain) for h in targets.mx_hosts] * hold_module.FLUSH_RUNS)
+
+
+def test_a_release_counts_the_held_mail_only_and_flushes_again_while_some_is_locked() -> None:
+    targets = hold_targets(load_estate(LAB))
+    pair, user = next((p, users[0]) for p, users in sorted(targets.users.items()) if users)
+    held = queue_of(targets.mail_domain, user)
+    hosts = Hosts(targets, held)
+    # The first forced run delivers all but a message another process has locked; meanwhile a
+    # new message arrives (being delivered by its own process): neither is mail left waiting
+    # once the second run has delivered the locked one.
+    arrived = f" 0m   900 1vQkZz-0004Zz-9z <sender@example.org>\n          {user}@{targets.mail_domain}\n\n"
+    [locked_head, *_] = [line for line in held.splitlines() if "1vQkUy" in line]
+    runs: dict[str, int] = {}
+    original = hosts.run
+
+    def run(host: str, argv: Sequence[str], **kwargs: object) -> str:
+        if list(argv[:2]) == ["exim4", "-Rf"]:
+            runs[host] = runs.get(host, 0) + 1
+            locked = locked_head + f"\n          {user}@{targets.mail_domain}\n\n"
+            hosts.queue[host] = (locked if runs[host] == 1 else "") + arrived
+            return ""
+        return original(host, argv, **kwargs)  # type: ignore[arg-type]
+
+    hosts.run = run  # type: ignore[method-assign]
+    mx = [r for r in release(hosts, targets, pair) if r.service == "mx"]
+    assert [(r.queued_before, r.queued_after, r.waiting) for r in mx] == [(2, 0, False)] * len(targets.mx_hosts)
+    assert runs == dict.fromkeys(targets.mx_hosts, 2)
+
+
+def test_holding_names_the_hosts_whose_file_holds_the_pair() -> None:
+    targets = hold_targets(load_estate(LAB))
+    # The MX hosts hold the first pair; the proxies (the same hosts in the lab) hold nothing.
+    files = {(host, MX_HOLDS_FILE): mx_holds_text(["cyrus-1"]) for host in targets.mx_hosts}
+    files |= {(host, PROXY_HOLDS_MAP): proxy_holds_text([], targets.users) for host in targets.proxy_hosts}
+
+    class Hosts:
+        def run(self, host: str, argv: Sequence[str], *, user: str = "cyrus", stdin: str | None = None) -> str:
+            return files[host, argv[-1]]
+
+    assert holding(Hosts(), targets, "cyrus-1") == list(targets.mx_hosts)
+    assert holding(Hosts(), targets, "cyrus-2") == []

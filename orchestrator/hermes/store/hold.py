@@ -28,6 +28,11 @@ from hermes.loader import LoadedEstate
 from hermes.store.runner import CommandRunner, on_each
 from hermes.topology import users_by_pair
 
+# A release's forced runs on each MX while what the hold kept is still there, this far apart:
+# they outlast the MX's LMTP connect timeout (roles/mta: mta_lmtp_connect_timeout, 10 s).
+FLUSH_RUNS = 4
+FLUSH_PAUSE_SECONDS = 5.0
+
 # The files the roles create (roles/mta/vars/main.yml _mta_store_holds_file,
 # roles/imap_proxy/vars/main/role.yml _imap_proxy_holds_map; tests/test_store_hold.py
 # checks they agree), with the group that must read them.
@@ -117,21 +122,23 @@ def held_pairs(text: str, service: str) -> frozenset[str]:
     return frozenset(line.removeprefix(_PROXY_PAIR).strip() for line in text.splitlines() if line.startswith(_PROXY_PAIR))
 
 
-_QUEUE_HEAD = re.compile(r"^\s*\S+\s+\S+\s+\S{6}-\S{6,11}-\S{2,4}\s")  # age size id <sender>
+_QUEUE_HEAD = re.compile(r"^\s*\S+\s+\S+\s+(\S{6}-\S{6,11}-\S{2,4})\s")  # age size id <sender>
 
 
-def queued_for(queue_listing: str, mail_domain: str, users: Iterable[str]) -> int:
-    """Messages in ``exim -bp`` output with an undelivered recipient among ``users``@``mail_domain``."""
+def queued_for(queue_listing: str, mail_domain: str, users: Iterable[str]) -> frozenset[str]:
+    """The ids of the messages in ``exim -bp`` output with an undelivered recipient among
+    ``users``@``mail_domain``."""
     wanted = {f"{user}@{mail_domain}".lower() for user in users}
-    count, counted = 0, False
+    found: set[str] = set()
+    message = None
     for line in queue_listing.splitlines():
-        if _QUEUE_HEAD.match(line):
-            counted = False
+        if head := _QUEUE_HEAD.match(line):
+            message = head.group(1)
             continue
         recipient = line.strip()
-        if not counted and recipient and not recipient.startswith("D ") and recipient.lower() in wanted:
-            count, counted = count + 1, True
-    return count
+        if message and recipient and not recipient.startswith("D ") and recipient.lower() in wanted:
+            found.add(message)
+    return frozenset(found)
 
 
 def _read(runner: CommandRunner, host: str, path: str) -> str:
@@ -159,6 +166,18 @@ def _set(runner: CommandRunner, targets: HoldTargets, pair: str, *, held: bool) 
 
     hosts = [(h, "mx") for h in targets.mx_hosts] + [(h, "proxy") for h in targets.proxy_hosts]
     return on_each(hosts, on)
+
+
+def holding(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[str]:
+    """The MX hosts and proxies whose holds file names ``pair``."""
+
+    def on(host_service: tuple[str, str]) -> str | None:
+        host, service = host_service
+        path = MX_HOLDS_FILE if service == "mx" else PROXY_HOLDS_MAP
+        return host if pair in held_pairs(_read(runner, host, path), service) else None
+
+    hosts = [(h, "mx") for h in targets.mx_hosts] + [(h, "proxy") for h in targets.proxy_hosts]
+    return [host for host in on_each(hosts, on) if host is not None]
 
 
 def hold(runner: CommandRunner, targets: HoldTargets, pair: str) -> list[HostHold]:
@@ -196,15 +215,26 @@ def drain(runner: CommandRunner, targets: HoldTargets, pair: str, lifted: Sequen
 
 
 def _flush(runner: CommandRunner, targets: HoldTargets, pair: str, result: HostHold) -> HostHold:
+    """Deliver what the hold kept on one MX: a forced run, again while some of it is still there
+    (a message another delivery process has locked, such as one still waiting on a dead
+    member's connection, is skipped by a run). Mail arriving meanwhile is not counted."""
     users = targets.users[pair]
     started = time.monotonic()
+
+    def queued() -> frozenset[str]:
+        return queued_for(runner.run(result.host, ["exim4", "-bp"], user=ROOT), targets.mail_domain, users)
+
     try:
-        before = queued_for(runner.run(result.host, ["exim4", "-bp"], user=ROOT), targets.mail_domain, users)
-        # A forced run of the messages with a recipient in the mail domain (their other
-        # recipients are tried too): what the hold deferred.
-        runner.run(result.host, ["exim4", "-Rf", "@" + targets.mail_domain], user=ROOT)
-        seconds = time.monotonic() - started
-        after = queued_for(runner.run(result.host, ["exim4", "-bp"], user=ROOT), targets.mail_domain, users)
+        kept = left = queued()
+        for attempt in range(FLUSH_RUNS):
+            if attempt:
+                time.sleep(FLUSH_PAUSE_SECONDS)
+            # A forced run of the messages with a recipient in the mail domain (their other
+            # recipients are tried too): what the hold deferred.
+            runner.run(result.host, ["exim4", "-Rf", "@" + targets.mail_domain], user=ROOT)
+            left = kept & queued()
+            if not left:
+                break
     except HermesError as error:
         return replace(result, flush_seconds=time.monotonic() - started, flush_error=str(error))
-    return replace(result, queued_before=before, queued_after=after, flush_seconds=seconds)
+    return replace(result, queued_before=len(kept), queued_after=len(left), flush_seconds=time.monotonic() - started)
