@@ -36,6 +36,7 @@ from typer.testing import CliRunner
 
 from hermes import cli
 from hermes.deploy import (
+    KEPT_RUNS,
     DeployEstate,
     DeployOptions,
     LabTarget,
@@ -93,7 +94,7 @@ def site_call(home: Path, *, playbook: str, inventory: Path, args: list[str], pa
         },
         passwords=passwords,
         suppress_env_files=True,
-        rotate_artifacts=5,
+        rotate_artifacts=KEPT_RUNS,
         quiet=True,
     )
 
@@ -133,7 +134,7 @@ def test_lab_call(tmp_path: Path) -> None:
         extravars=None,
         passwords=None,
         suppress_env_files=True,
-        rotate_artifacts=5,
+        rotate_artifacts=KEPT_RUNS,
         quiet=True,
     )
     # ansible-runner shlex-splits cmdline: each path comes back whole, spaces and all, and so

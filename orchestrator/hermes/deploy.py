@@ -40,8 +40,10 @@ PLAYBOOKS = PROJECT_ROOT / "playbooks"
 LAB_TARGET = PROJECT_ROOT / "inventory" / "lab-target.yml"
 # What ansible-playbook --ask-vault-pass prints (ansible-core matches its prompt against this too).
 VAULT_PROMPT = r"Vault password:\s*?$"
-# Run records kept per playbook; older ones are removed by ansible-runner.
-KEPT_RUNS = 5
+# Run records kept per playbook; older ones are removed by ansible-runner. A store operation
+# makes three site.yml runs (its precheck, flip and confirming deploy), and its own record
+# names the last two: enough for the operations of a day, at a few MB a run.
+KEPT_RUNS = 50
 # The ansible-playbook beside this interpreter (the project's venv) is the one run, whatever PATH says.
 ANSIBLE_BIN = Path(sys.executable).parent
 # Mitogen's linear strategy: one persistent Python per host for the whole run instead of a fresh
