@@ -1,6 +1,6 @@
 """Users' traffic on a deployed lab estate while a store operation runs: the proof of the
 switchover (molecule/lab/tests/test_switchover.py) and its benchmark
-(scripts/benchmark-switchover.py) share it.
+(scripts/benchmark-store-operations.py) share it.
 
 :class:`Load`, until stopped:
 
