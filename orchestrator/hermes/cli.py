@@ -715,10 +715,12 @@ def _operate(
     operate: Callable[[_Operation], PairOperation],
     *,
     json_output: bool,
+    quiet: bool = False,
 ) -> PairOperation:
     """A pair operation with deploy's plumbing: the committed render must be current, what the
     flip's deploy needs is checked before anything is touched, the flip records the plan's
-    members in the estate file and renders, and the operation leaves a record, done or stopped."""
+    members in the estate file and renders, and the operation leaves a record, done or stopped.
+    ``quiet``: the steps and the record only (the rolling upgrade reports its switchovers itself)."""
     from hermes.deploy import DeployOptions
     from hermes.precheck import read_target_vault
     from hermes.store.cli import store_runner
@@ -784,6 +786,8 @@ def _operate(
         raise
     result = document(plan, report.steps, **who, started=started, finished=_now(), **report.outcome(), flip_records=flip_records)
     err.print(f"record: {_keep(record, started, result)}", markup=False)
+    if quiet:
+        return report
     if json_output:
         out.print(json.dumps(result, indent=2, sort_keys=True), markup=False)
     else:
@@ -939,6 +943,156 @@ def reattach_command(
         out.print(_missing_table(f"Delivered to {report.plan.old_live}, still not in the live copy", report.not_recovered))
     if report.not_recovered or report.waiting:
         raise typer.Exit(ExitCode.OUT_OF_SYNC)
+
+
+@store_app.command("upgrade")
+def upgrade_command(
+    pairs: Annotated[
+        list[str] | None,
+        typer.Argument(help="The store pairs, in this order (default: every pair of the estate).", show_default=False),
+    ] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+    output: OutputOption = None,
+    lab: LabOption = False,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
+    ssh_user: SshUserOption = None,
+    reboot: Annotated[
+        bool, typer.Option("--reboot", help="Reboot each member after its upgrade (else only when the upgrade needs it).")
+    ] = False,
+    switch_back: Annotated[
+        bool, typer.Option("--switch-back", help="Switch each pair back to the member that was live before.")
+    ] = False,
+    retries: Annotated[int, typer.Option(help="Health checks a gate makes before the run stops.")] = 30,
+    delay: Annotated[float, typer.Option(help="Seconds between a gate's health checks.")] = 5.0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Forget an unfinished run's progress and start over.")] = False,
+    max_lag: Annotated[float, typer.Option(help="Replication lag (seconds) a gate and each switchover accept at most.")] = 30.0,
+    drain_timeout: Annotated[float, typer.Option(help="A switchover's --drain-timeout.")] = 120.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the steps and each switchover's figures as JSON.")] = False,
+) -> None:
+    """Rolling upgrade of the store pairs, one at a time: a health gate (--retries checks
+    --delay seconds apart: no member fenced, the pair held nowhere, Cyrus active on both,
+    replication at most --max-lag behind), the spare
+    upgraded (playbooks/rolling_store_upgrade.yml) and rebooted when asked or needed, the gate
+    again, a switchover, the old live member upgraded the same way, the gate again, optionally
+    a switchover back, and a last gate. A live member is never upgraded. A failure stops the
+    run with the pair serving; running the same command again resumes where it stopped. See
+    docs/store.md."""
+    from hermes.deploy import DeployOptions
+    from hermes.store.check import pair_specs
+    from hermes.store.cli import store_runner
+    from hermes.store.upgrade import PLAYBOOK, Budget, Progress, UpgradeError, rolling_upgrade
+    from hermes.summary import run_subject
+
+    target = _OperationTarget(estate, output, lab, vault, vault_password_file, certificates, ssh_user)
+
+    def progress(step: Step) -> None:
+        if not json_output:
+            err.print(f"{step.name}: {step.detail} ({step.seconds:.1f} s)", markup=False)
+
+    with reporting():
+        budget = Budget(retries, delay, max_lag)
+        loaded, committed, files = _render(estate, output)
+        if diff(committed, files):
+            raise StaleRenderError(f"{committed} is stale: render and deploy the estate before an upgrade")
+        names = list(pairs or [p.name for p in loaded.estate.services.store_pairs])
+        pair_specs(loaded, names)  # refuses a pair the estate does not have
+        runner = store_runner({n: str(a) for n, a in loaded.addresses.items()}, lab=lab, ssh_user=ssh_user or "root")
+        members = _UpgradeMembers(target, _fencer(runner), max_lag=max_lag, drain_timeout=drain_timeout)
+        records = runs_dir(loaded.estate.name, estate_home(estate.resolve())) / "operations"
+        state = Progress.open(records / "upgrade-progress.json", names, switch_back=switch_back, fresh=fresh)
+        if state.resumed:
+            err.print(f"resuming the upgrade kept in {state.path}", markup=False)
+        subject = run_subject(loaded, committed, DeployOptions(PLAYBOOK))
+        started = _now()
+        head = {
+            "operation": "upgrade",
+            "pair": "-".join(names),
+            "pairs": names,
+            "who": subject.who,
+            "controller": subject.controller,
+            "estate_file": subject.estate_file.sha256,
+            "started": started,
+        }
+        try:
+            report = rolling_upgrade(members, runner, state, budget, reboot=reboot, on_step=progress)
+        except HermesError as error:
+            steps = error.steps if isinstance(error, UpgradeError) else ()
+            outcome = {"finished": _now(), "result": "stopped", "error": str(error), "steps": _step_rows(steps)}
+            _keep(records, started, {**head, **outcome})
+            raise
+        result = {
+            **head,
+            "finished": _now(),
+            "result": "done",
+            "resumed": report.resumed,
+            "skipped": report.skipped,
+            "steps": _step_rows(report.steps),
+            "switchovers": [{"pair": s.plan.pair, "live": s.plan.new_live, **s.outcome()} for s in report.switchovers],
+        }
+        err.print(f"record: {_keep(records, started, result)}", markup=False)
+    if json_output:
+        out.print(json.dumps(result, indent=2, sort_keys=True), markup=False)
+        return
+    table = Table(title=f"Rolling upgrade of {', '.join(names)}" + (" (resumed)" if report.resumed else ""))
+    for column in ("step", "seconds", "detail"):
+        table.add_column(column)
+    for step in report.steps:
+        table.add_row(step.name, f"{step.seconds:.1f}", step.detail)
+    out.print(table)
+
+
+def _step_rows(steps: Sequence[Step]) -> list[dict[str, object]]:
+    return [{"step": s.name, "seconds": s.seconds, "detail": s.detail} for s in steps]
+
+
+class _UpgradeMembers:
+    """What the rolling upgrade does to the estate's hosts, with deploy's plumbing (hermes.store.upgrade.Members)."""
+
+    def __init__(self, target: _OperationTarget, fencer: Fencer, *, max_lag: float, drain_timeout: float) -> None:
+        self.target, self.fencer = target, fencer
+        self.max_lag, self.drain_timeout = max_lag, drain_timeout
+
+    def load(self) -> LoadedEstate:
+        return load_estate(self.target.estate)
+
+    def upgrade(self, host: str) -> str:
+        from hermes.deploy import DeployOptions
+        from hermes.store.upgrade import PLAYBOOK
+
+        def current(inventory: Path, files: dict[str, str], render_diff: str) -> Path:
+            if render_diff:
+                raise StaleRenderError(f"{inventory} is stale: render and deploy the estate before an upgrade")
+            return inventory
+
+        t = self.target
+        ready = _deployment(
+            t.estate,
+            t.output,
+            DeployOptions(PLAYBOOK, host),
+            lab=t.lab,
+            vault=t.vault,
+            vault_password_file=t.vault_password_file,
+            certificates=t.certificates,
+            ssh_user=t.ssh_user,
+            inventory_for=current,
+        )
+        done = _run(ready, f"upgrading {host}")
+        return f"{PLAYBOOK}: {done.changed} task(s) changed"
+
+    def reboot(self, host: str) -> str:
+        return self.fencer.reboot(host)
+
+    def switchover(self, pair: str) -> PairOperation:
+        from hermes.store.switchover import switch, switchover_plan
+
+        def operate(o: _Operation) -> PairOperation:
+            return switch(
+                o.loaded, pair, o.runner, o.deploy, max_lag=self.max_lag, drain_timeout=self.drain_timeout, on_step=o.progress
+            )
+
+        return _operate(self.target, pair, switchover_plan, operate, json_output=False, quiet=True)
 
 
 def _fencer(runner: CommandRunner) -> Fencer:

@@ -10,10 +10,14 @@ the host off and writes that file:
 - :class:`OperatorFencer`, a real estate: the operator has powered the host off (its BMC)
   and says so; if the host still answers, the file is written and Cyrus stopped from here.
   The runbook (docs/store.md, Failover) says how to boot it without Cyrus to write the file.
+
+Both also reboot a host cleanly for a rolling upgrade (``reboot``): the lab restarts the
+container, a real host is told to reboot and waited for until it has booted again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import tempfile
 import time
@@ -26,6 +30,7 @@ from hermes.store.runner import CommandRunner
 
 FENCE_FILE = "/etc/cyrus-store/fenced"
 BOOT_TIMEOUT = 60.0
+REBOOT_TIMEOUT = 900.0  # a real store's firmware and RAID controller take minutes
 _FENCE_TEXT = "Fenced by hermesctl store failover: Cyrus stays down until hermesctl store reattach.\n"
 
 
@@ -36,6 +41,10 @@ class Fencer(Protocol):
 
     def boot(self, host: str) -> str:
         """Bring the fenced ``host`` up (its fence file keeps Cyrus down), ready for commands; what was done."""
+        ...
+
+    def reboot(self, host: str) -> str:
+        """Reboot ``host`` cleanly and wait until it has booted again; what was done."""
         ...
 
 
@@ -60,17 +69,24 @@ class PodmanFencer:
         return f"{host}: container stopped, {FENCE_FILE} written into it ({unit} cannot start)"
 
     def boot(self, host: str) -> str:
+        return self._started(host, "start")
+
+    def reboot(self, host: str) -> str:
+        # podman stop's SIGTERM reaches systemd as PID 1, which shuts the services down in order.
+        return self._started(host, "restart", "--time", "60")
+
+    def _started(self, host: str, *podman: str) -> str:
         from hermes.lab.image import podman_env
 
         env = podman_env()
-        subprocess.run(["podman", "start", host], capture_output=True, text=True, env=env, check=False, timeout=120)
+        subprocess.run(["podman", *podman, host], capture_output=True, text=True, env=env, check=False, timeout=180)
         deadline = time.monotonic() + BOOT_TIMEOUT
         while time.monotonic() < deadline:
             state = subprocess.run(
                 ["podman", "exec", host, "systemctl", "is-system-running"], capture_output=True, text=True, env=env, check=False
             )
             if state.stdout.strip() in ("running", "degraded"):
-                return f"{host}: container started ({state.stdout.strip()})"
+                return f"{host}: container {podman[0]}ed ({state.stdout.strip()})"
             time.sleep(1)
         raise StoreError(f"{host}: its container did not boot within {BOOT_TIMEOUT:.0f} s")
 
@@ -95,3 +111,21 @@ class OperatorFencer:
         except StoreError as error:
             raise StoreError(f"{host} does not answer ({error}): power it on first (its fence file keeps Cyrus down)") from None
         return f"{host}: answers (powered on by the operator)"
+
+    def reboot(self, host: str) -> str:
+        # The boot id changes with every boot: the host is back when it answers with another one.
+        def boot_id() -> str:
+            return self.runner.run(host, ["cat", "/proc/sys/kernel/random/boot_id"], user=ROOT).strip()
+
+        before = boot_id()
+        with contextlib.suppress(StoreError):  # the connection may drop as the host goes down
+            self.runner.run(host, ["systemctl", "reboot"], user=ROOT)
+        deadline = time.monotonic() + REBOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            try:
+                if boot_id() != before:
+                    return f"{host}: rebooted"
+            except StoreError:
+                continue
+        raise StoreError(f"{host}: not back {REBOOT_TIMEOUT:.0f} s after its reboot")

@@ -81,8 +81,9 @@ def _why(status: PairStatus) -> str:
 _SPLIT = frozenset({"unique_id", "uidvalidity"})
 
 
-def _gate(status: PairStatus, max_lag: float) -> str:
-    """Why the pair cannot be switched over now ("" when it can)."""
+def replication_problems(status: PairStatus, max_lag: float) -> str:
+    """Why the pair cannot be switched over now ("" when it can): a channel more than
+    ``max_lag`` seconds behind, or a mailbox replication cannot settle."""
     problems = []
     for c in status.channels:
         if c.lag_seconds > max_lag:
@@ -97,7 +98,7 @@ def _gate(status: PairStatus, max_lag: float) -> str:
 
 def _pass_gate(status: PairStatus, max_lag: float, steps: Sequence[Step]) -> str:
     """What the gate saw, if the pair may be switched over; else SwitchoverError."""
-    problem = _gate(status, max_lag)
+    problem = replication_problems(status, max_lag)
     if problem:
         raise SwitchoverError(f"{status.pair} cannot be switched over: {problem}", steps, held=False)
     lag = max(c.lag_seconds for c in status.channels)
