@@ -30,6 +30,7 @@ from lablib import CA, LOADED, ORIGINAL, OTHER, PAIR, flag_one, hermesctl, mailb
 from hermes.lab.image import podman_env
 from hermes.lab.traffic import Load, Mailbox, outage
 from hermes.loader import load_estate
+from hermes.store.fence import PodmanFencer
 from hermes.topology import users_by_pair
 
 
@@ -45,12 +46,9 @@ def stop_replication(host: str, channel: str) -> None:
 
 
 def booted_cyrus_state(host: str) -> str:
-    """Start the host's container (a reboot) and, once systemd is up, say whether Cyrus runs."""
-    podman("start", host)
-    for _ in range(60):
-        if podman("exec", host, "systemctl", "is-system-running", check=False) in ("running", "degraded"):
-            break
-        time.sleep(1)
+    """Power the host on (its container started, as the reattach does) and, once systemd is up,
+    say whether Cyrus runs."""
+    PodmanFencer().boot(host)
     return podman("exec", host, "systemctl", "is-active", "cyrus-imapd.service", check=False)
 
 

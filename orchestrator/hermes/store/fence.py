@@ -79,7 +79,27 @@ class PodmanFencer:
         from hermes.lab.image import podman_env
 
         env = podman_env()
+
+        def resolv_conf() -> Path:
+            # The container's /etc/resolv.conf is this file, bind-mounted, and podman writes it
+            # afresh at every start: a real host keeps the one the common role wrote.
+            inspected = subprocess.run(
+                ["podman", "inspect", "--format", "{{.ResolvConfPath}}", host],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+                timeout=60,
+            )
+            return Path(inspected.stdout.strip())
+
+        try:
+            kept: bytes | None = resolv_conf().read_bytes()
+        except (OSError, subprocess.CalledProcessError):
+            kept = None  # nothing written there yet
         subprocess.run(["podman", *podman, host], capture_output=True, text=True, env=env, check=False, timeout=180)
+        if kept is not None:
+            resolv_conf().write_bytes(kept)  # in place: the mount follows the file, not its name
         deadline = time.monotonic() + BOOT_TIMEOUT
         while time.monotonic() < deadline:
             state = subprocess.run(
