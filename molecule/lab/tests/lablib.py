@@ -14,10 +14,11 @@ import ssl
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hermes.lab.traffic import Mailbox
+from hermes.lab.traffic import Load, Mailbox
 from hermes.lab.traffic import mailbox as read_mailbox
 from hermes.loader import load_estate
 from hermes.paths import LAB_STATE, PROJECT_ROOT
@@ -76,3 +77,20 @@ def flag_one(user: str, password: str) -> str:
 def wait_in_sync(estate: Path) -> None:
     specs = pair_specs(load_estate(estate))
     assert store_check.wait_in_sync(specs, PodmanRunner(), timeout=90), "the pairs did not come into sync"
+
+
+def assert_each_accepted_once(load: Load, after: Mapping[str, Mailbox], users: Mapping[str, str]) -> None:
+    """Every message the load had accepted for each pair's user is in that mailbox exactly once."""
+    for pair, user in users.items():
+        copies = after[pair].copies
+        accepted = load.accepted[user]
+        assert len(accepted) > 10, f"too little load for {user}"
+        assert {t: copies.get(t, 0) for t in accepted} == dict.fromkeys(accepted, 1), f"{pair}: lost or duplicated mail"
+
+
+def assert_uids_kept(before: Mapping[str, Mailbox], after: Mapping[str, Mailbox]) -> None:
+    """Each pair's mailbox kept its UIDVALIDITY, and every message there before its UID."""
+    for pair, was in before.items():
+        now = after[pair]
+        assert now.uidvalidity == was.uidvalidity, pair
+        assert {s: now.uids.get(s) for s in was.uids} == was.uids, pair

@@ -25,7 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lablib import CA, LOADED, ORIGINAL, OTHER, PAIR, flag_one, hermesctl, mailbox, switchover, wait_in_sync
+from lablib import (
+    CA,
+    LOADED,
+    ORIGINAL,
+    OTHER,
+    PAIR,
+    assert_each_accepted_once,
+    assert_uids_kept,
+    flag_one,
+    hermesctl,
+    mailbox,
+    switchover,
+    wait_in_sync,
+)
 
 from hermes.lab.image import podman_env
 from hermes.lab.traffic import Load, Mailbox, outage
@@ -126,15 +139,8 @@ def test_reattached_every_accepted_message_is_there_once_with_its_uid(failed: di
     assert reattach["appended"] >= len(failed["failover"]["missing"])
     assert reattach["not_recovered"] == [] and reattach["no_mailbox"] == []
     load: Load = failed["load"]
-    for pair, user in users.items():
-        copies = failed["after"][pair].copies
-        accepted = load.accepted[user]
-        assert len(accepted) > 10, f"too little load for {user}"
-        assert {t: copies.get(t, 0) for t in accepted} == dict.fromkeys(accepted, 1), f"{pair}: lost or duplicated mail"
-        before: Mailbox = failed["before"][pair]
-        after: Mailbox = failed["after"][pair]
-        assert after.uidvalidity == before.uidvalidity
-        assert {s: after.uids.get(s) for s in before.uids} == before.uids, pair
+    assert_each_accepted_once(load, failed["after"], users)
+    assert_uids_kept(failed["before"], failed["after"])
     assert failed["flagged"] in failed["after"][PAIR.name].flagged
     # What the live member took after the failover kept its UIDs through the reattach: the
     # recovered messages were appended, the live copy never renumbered.

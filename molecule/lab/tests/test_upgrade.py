@@ -22,10 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lablib import CA, HERMESCTL, LOADED, ORIGINAL, OTHER, PAIR, flag_one, hermesctl, mailbox, wait_in_sync
+from lablib import (
+    CA,
+    HERMESCTL,
+    LOADED,
+    ORIGINAL,
+    OTHER,
+    PAIR,
+    assert_each_accepted_once,
+    assert_uids_kept,
+    flag_one,
+    hermesctl,
+    mailbox,
+    wait_in_sync,
+)
 
 from hermes.lab.image import podman_env
-from hermes.lab.traffic import Attempt, Load, Mailbox
+from hermes.lab.traffic import Attempt, Load
 
 OPTIONS = ("--lab", "--reboot", "--switch-back", "--retries", "20", "--delay", "3", "--json")
 MEMBERS = (PAIR.master, PAIR.replica, OTHER.master, OTHER.replica)
@@ -105,16 +118,9 @@ def test_the_run_stopped_at_a_gate_and_resumed_where_it_stopped(upgraded: dict[s
 def test_every_accepted_message_is_there_once_with_its_uid_and_flag(upgraded: dict[str, Any], users: dict[str, str]) -> None:
     load: Load = upgraded["load"]
     assert load.refused == []
-    for pair, user in users.items():
-        copies = upgraded["after"][pair].copies
-        accepted = load.accepted[user]
-        assert len(accepted) > 10, f"too little load for {user}"
-        assert {t: copies.get(t, 0) for t in accepted} == dict.fromkeys(accepted, 1), f"{pair}: lost or duplicated mail"
-        before: Mailbox = upgraded["before"][pair]
-        after: Mailbox = upgraded["after"][pair]
-        assert after.uidvalidity == before.uidvalidity, pair
-        assert {s: after.uids.get(s) for s in before.uids} == before.uids, pair
-        assert before.uidls <= after.uidls, pair
+    assert_each_accepted_once(load, upgraded["after"], users)
+    assert_uids_kept(upgraded["before"], upgraded["after"])
+    assert all(upgraded["before"][pair].uidls <= upgraded["after"][pair].uidls for pair in users)
     assert upgraded["flagged"] in upgraded["after"][PAIR.name].flagged
     assert load.downloaded and max(load.downloaded.values()) == 1, {s: n for s, n in load.downloaded.items() if n > 1}
 
