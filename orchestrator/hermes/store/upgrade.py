@@ -146,7 +146,6 @@ class Progress:
 class Upgrade:
     """The rolling upgrade's report."""
 
-    pairs: list[str]
     steps: list[Step] = field(default_factory=list)
     switchovers: list[PairOperation] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # pairs a resumed run found done
@@ -182,7 +181,7 @@ def rolling_upgrade(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Upgrade:
     """Upgrade ``progress.pairs`` one at a time (the module's steps)."""
-    run = _Run(members, runner, progress, budget, reboot, on_step, sleep, Upgrade(list(progress.pairs), resumed=progress.resumed))
+    run = _Run(members, runner, progress, budget, reboot, on_step, sleep, Upgrade(resumed=progress.resumed))
     for pair in progress.pairs:
         run.pair(pair)
     progress.finish()
@@ -233,8 +232,8 @@ class _Run:
         return UpgradeError(message, self.report.steps)
 
     def live(self, pair: str) -> str:
-        [model] = [p for p in self.members.load().estate.services.store_pairs if p.name == pair]
-        return model.live
+        [spec] = pair_specs(self.members.load(), [pair])
+        return spec.live
 
     def gate(self, pair: str, name: str, max_lag: float | None = None) -> None:
         started, budget = time.monotonic(), self.budget
