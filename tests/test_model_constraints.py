@@ -301,6 +301,9 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
 # networks unless marked (the lab's one network is service, 10.251.0.0/24; mta-peer-a's case).
 DEPT = {"name": "departmental-servers", "subnet": "172.20.0.0/16"}
 PEER = {"name": "relay-peer", "subnet": "10.251.0.20/32"}
+# Management networks: as narrow as relay networks, and holding no estate host.
+OPERATORS = {"name": "operators", "subnet": "198.18.0.0/24"}
+LAB_MACHINE = {"name": "lab-machine", "subnet": "10.251.0.1/32"}
 # The lab's backup server on disks too small for both pairs (2.5 GB of quota), though big enough
 # for either alone (1.0 and 1.5 GB, under its 1.8 GB limit).
 SMALL_BACKUP = {"disks": 4, "disk_size": "1GB", "raid": "raid6"}
@@ -374,6 +377,35 @@ RELAY_AND_LIMIT_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]
         {"services.mx.relay_networks": [DEPT]},
         "services.mx.relay_networks[0].covers_estate_hosts",
         "overlaps none of the estate's networks",
+    ),
+    (
+        "management-from-everywhere",
+        {"management_networks": [{"name": "everything", "subnet": "0.0.0.0/0"}]},
+        {"management_networks": [OPERATORS]},
+        "management_networks[0].subnet",
+        "0.0.0.0/0 is wider than a /16",
+    ),
+    (
+        "management-from-nowhere",
+        {"management_networks": []},
+        {"management_networks": [OPERATORS]},
+        "management_networks",
+        "at least 1 item",
+    ),
+    (
+        # The lab machine is the network's router (10.251.0.1); the /24 holds every lab host.
+        "management-over-estate-hosts",
+        {"management_networks": [{"name": "service", "subnet": "10.251.0.0/24"}]},
+        {"management_networks": [LAB_MACHINE]},
+        "management_networks[0].subnet",
+        "holds estate host 'access-1'",
+    ),
+    (
+        "management-network-name-twice",
+        {"management_networks": [OPERATORS, {**OPERATORS, "subnet": "192.0.2.0/24"}]},
+        {"management_networks": [OPERATORS, {"name": "on-call", "subnet": "192.0.2.0/24"}]},
+        "management_networks",
+        "management network 'operators' is defined more than once",
     ),
     (
         "quota-default-below-the-largest-message",

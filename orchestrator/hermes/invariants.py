@@ -41,6 +41,7 @@ def unique_names(estate: Estate, accounts: Accounts) -> list[Problem]:
         *_unique("services.store_pairs", (p.name for p in estate.services.store_pairs), "store pair"),
         *_unique("domains.managed", (d.name for d in estate.domains.managed), "managed domain"),
         *_unique("services.mx.relay_networks", (r.name for r in estate.services.mx.relay_networks), "relay network"),
+        *_unique("management_networks", (n.name for n in estate.management_networks), "management network"),
     ]
 
 
@@ -543,3 +544,19 @@ def dns_forwarders(estate: Estate, addresses: Mapping[str, netaddr.IPAddress]) -
         if count > 1
     ]
     return problems
+
+
+def management_networks(estate: Estate, addresses: Mapping[str, netaddr.IPAddress]) -> list[Problem]:
+    """Operators' networks hold operators' machines, never an estate host: every host's firewall
+    admits SSH and administrative IMAP from them, so a webmail or list host inside one (the
+    estate's most exposed machines) would reach every store's administration."""
+    return [
+        Problem(
+            f"management_networks[{i}].subnet",
+            f"{network.subnet} holds estate host {host!r} ({address}): a management network is where operators' "
+            "machines are, outside the estate's hosts",
+        )
+        for i, network in enumerate(estate.management_networks)
+        for host, address in sorted(addresses.items())
+        if address in network.subnet
+    ]

@@ -36,7 +36,8 @@ class ServicePort:
     listener: str
 
 
-def _mailbox_ports(estate: Estate, *, imap_only: bool = False) -> dict[str, int]:
+def mailbox_ports(estate: Estate, *, imap_only: bool = False) -> dict[str, int]:
+    """The estate's enabled IMAP and POP listeners (IMAP only: a receiver's), name -> port."""
     return {
         name: port.port
         for name, port in sorted(estate.policies.ports.mailbox_ports().items())
@@ -44,22 +45,30 @@ def _mailbox_ports(estate: Estate, *, imap_only: bool = False) -> dict[str, int]
     }
 
 
+def smtp_ports(estate: Estate) -> dict[str, int]:
+    """The estate's enabled SMTP listeners (the hubs'), name -> port."""
+    return {name: port.port for name, port in estate.policies.ports.smtp_ports().items() if port.enabled}
+
+
+def store_ports(estate: Estate, role: StoreRole) -> tuple[str, dict[str, int]]:
+    """The service a store host runs in ``role`` and its listeners. The live member serves its
+    pair's users and takes LMTP; receivers serve IMAP to administrators only (no POP) and take
+    replication."""
+    if role is StoreRole.LIVE:
+        return "store", {**mailbox_ports(estate), "lmtp": LMTP}
+    return "backup" if role is StoreRole.BACKUP else "store", {**mailbox_ports(estate, imap_only=True), "sync": SYNC}
+
+
 def service_ports(estate: Estate, host: str) -> list[ServicePort]:
     """Every port ``host``'s services listen on, sorted; a port twice when two listeners want it."""
     services = estate.services
     listeners: list[tuple[str, dict[str, int]]] = []
     if host in services.mx.hosts:
-        smtp = estate.policies.ports.smtp_ports().items()
-        listeners.append(("mx", {name: port.port for name, port in smtp if port.enabled}))
-    role = store_role(estate, host)
-    if role is StoreRole.LIVE:
-        listeners.append(("store", {**_mailbox_ports(estate), "lmtp": LMTP}))
-    elif role is not None:
-        # Receivers serve IMAP to administrators only (no POP) and take replication.
-        service = "backup" if role is StoreRole.BACKUP else "store"
-        listeners.append((service, {**_mailbox_ports(estate, imap_only=True), "sync": SYNC}))
+        listeners.append(("mx", smtp_ports(estate)))
+    if (role := store_role(estate, host)) is not None:
+        listeners.append(store_ports(estate, role))
     if host in services.proxy.hosts:
-        listeners.append(("proxy", _mailbox_ports(estate)))
+        listeners.append(("proxy", mailbox_ports(estate)))
     for service, fixed in (
         ("dns", {"dns": DNS}),
         ("directory", {"ldaps": LDAPS}),

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from hermes.accounts import Accounts, read_accounts
 from hermes.addressing import allocate_addresses
 from hermes.errors import EstateError, Problem
-from hermes.invariants import CHECKS, check_capacity, dns_forwarders
+from hermes.invariants import CHECKS, check_capacity, dns_forwarders, management_networks
 from hermes.model import Estate
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -113,7 +113,7 @@ def load_estate(path: Path) -> LoadedEstate:
     estate = parse_estate(text, label)
     accounts, problems = read_accounts(path.parent / estate.accounts)
     addresses, address_problems = allocate_addresses(estate.networks, estate.hosts)
-    problems += address_problems + dns_forwarders(estate, addresses)
+    problems += address_problems + dns_forwarders(estate, addresses) + management_networks(estate, addresses)
     for check in CHECKS:
         problems += check(estate, accounts)
     if problems:

@@ -264,6 +264,8 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
             {"name": "store", "subnet": "172.17.16.0/24" if scale < 10 else "172.17.0.0/16"},
             {"name": "access", "subnet": "172.18.24.0/24" if scale < 10 else "172.18.0.0/16"},
         ],
+        # The Computing Service's operators' own network, none of the estate's.
+        "management_networks": [{"name": "operations", "subnet": "172.19.8.0/24"}],
         "hosts": hosts,
         "services": {
             # The departmental mail servers (seed 003: 63 of them) send through ppswitch; their

@@ -201,9 +201,14 @@ def test_mailman_runs_as_list_and_lmtp_listens_only_on_the_service_address() -> 
     assert {a for a in local if a.endswith(f":{lmtp_port()}")} == {f"{service}:{lmtp_port()}"}, local
     assert {a for a in local if a.endswith(f":{rest_port()}")} == {f"127.0.0.1:{rest_port()}"}, local
 
-    # From outside: LMTP answers on the service address; the REST API does not.
-    with socket.create_connection((service, lmtp_port()), timeout=10) as connection:
-        assert connection.recv(200).startswith(b"220 "), "no LMTP greeting"
+    # From the hub, LMTP answers on the service address. From anywhere else (the controller) the
+    # lists host's firewall refuses it, and the REST API answers no one but loopback.
+    greeting = (
+        "python3 -c 'import socket, sys; print(socket.create_connection((sys.argv[1], int(sys.argv[2])), 5).recv(200))' {} {}"
+    )
+    assert "220 " in host(hub()).check_output(greeting.format(service, lmtp_port())), "no LMTP greeting"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((service, lmtp_port()), timeout=10).close()
     with pytest.raises(OSError):
         socket.create_connection((service, rest_port()), timeout=10).close()
     # On the host: loopback has no LMTP listener.

@@ -9,9 +9,11 @@ every command as an Ansible task (over a second each instead of ~0.15 s).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
+import shlex
 import time
 import uuid
 from pathlib import Path
@@ -219,6 +221,69 @@ def test_cron_restricted(host: Any) -> None:
     # Positive control: root is listed, so crontab gets past the allow check.
     permitted = host.run("crontab -l")
     assert "not allowed" not in permitted.stderr, permitted.stderr
+
+
+def _connect(source: Any, address: str, port: int) -> str:
+    """What a connection from ``source`` to address:port gets: the server's first words, or
+    "refused" (a firewall's reset, or nothing listening)."""
+    code = (
+        "import socket, sys\n"
+        "try:\n"
+        "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
+        "except ConnectionRefusedError:\n"
+        "    print('refused')\n"
+        "else:\n"
+        "    print(s.recv(100).decode(errors='replace').strip() or 'closed')\n"
+    )
+    return str(source.check_output(f"python3 -c {shlex.quote(code)} {address} {port}")).strip()
+
+
+def _admitted(rule: dict[str, Any], address: str) -> bool:
+    return bool(rule["anywhere"]) or any(ipaddress.ip_address(address) in ipaddress.ip_network(s) for s in rule["ipv4"])
+
+
+def test_the_firewall_admits_each_port_from_its_sources_only(host: Any) -> None:
+    """SSH answers the controller (the management network) and no other host; a port open to
+    some of the scenario's hosts (with a listener started for the test) answers those only."""
+    name = _name(host)
+    rules = {rule["port"]: rule for rule in _vars(host)["hermes_firewall"]["inbound"] if rule["protocol"] == "tcp"}
+    address, controller = _address(name), _gateway(host)
+    local = testinfra.get_host("local://")
+    others = {other: _address(other) for other in _other_hosts(host)}
+    assert _admitted(rules[22], controller) and _connect(local, address, 22).startswith("SSH-2.0-")
+    for other, other_address in others.items():
+        assert not _admitted(rules[22], other_address)
+        assert _connect(testinfra.get_host(f"podman://{other}"), address, 22) == "refused", other
+    # A port open to some hosts only (another of the scenario's where there is one): nothing of
+    # the common role listens there, so a listener stands in for the service. It answers the
+    # host itself, so a refusal is the firewall's.
+    restricted = [(p, r) for p, r in sorted(rules.items()) if p != 22 and not r["anywhere"]]
+    port, rule = max(restricted, key=lambda item: any(_admitted(item[1], a) for a in others.values()))
+    admitted = sorted(o for o, a in others.items() if _admitted(rule, a))
+    refused = sorted(o for o, a in others.items() if not _admitted(rule, a))
+    assert refused, (port, rule)
+    listener = f"python3 -c {shlex.quote(LISTENER)} {port}"
+    host.run(f"systemd-run --unit=firewall-probe-{port} --collect {listener}")
+    try:
+        time.sleep(1)
+        assert _connect(host, address, port) == "hello"
+        for other in admitted:
+            assert _connect(testinfra.get_host(f"podman://{other}"), address, port) == "hello", (other, port)
+        for other in refused:
+            assert _connect(testinfra.get_host(f"podman://{other}"), address, port) == "refused", (other, port)
+    finally:
+        host.run(f"systemctl stop firewall-probe-{port}")
+
+
+# Greets every connection with "hello" on the port it is given.
+LISTENER = """\
+import socket, sys
+server = socket.create_server(("", int(sys.argv[1])))
+while True:
+    connection, _ = server.accept()
+    connection.sendall(b"hello\\n")
+    connection.close()
+"""
 
 
 # The precheck (roles/precheck), run by side_effect.yml on cm-store-a -------------------------------

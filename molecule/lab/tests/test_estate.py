@@ -17,6 +17,7 @@ import json
 import os
 import poplib
 import secrets
+import socket
 import ssl
 import subprocess
 import time
@@ -37,6 +38,7 @@ from hermes.lab import internet
 from hermes.lab.browser import chromium, log_in
 from hermes.lab.image import podman_env
 from hermes.lab.vault import read_lab_vault
+from hermes.listening import LMTP
 from hermes.loader import load_estate
 from hermes.paths import LAB_STATE, PROJECT_ROOT
 from hermes.render.dns import mail_exchangers
@@ -389,8 +391,41 @@ def test_the_precheck_knows_every_port_the_estate_listens_on() -> None:
     for host in ESTATE.hosts:
         prechecked = {owner.port for owner in precheck_facts(ESTATE, host.name).ports}
         sockets = [line.split()[3] for line in podman("exec", host.name, "ss", "-Hltn").splitlines()]
-        local, port = zip(*(socket.rsplit(":", 1) for socket in sockets), strict=True)
+        local, port = zip(*(listener.rsplit(":", 1) for listener in sockets), strict=True)
         listening = {int(p) for p in port}
         outside = {int(p) for a, p in zip(local, port, strict=True) if not a.startswith(("127.", "[::1]"))}
         assert prechecked <= listening, (host.name, prechecked - listening)
         assert outside - {22} <= prechecked, (host.name, outside - prechecked)
+
+
+def test_from_the_internet_only_the_public_services_answer() -> None:
+    # The stranger reaches a hub's SMTP and a proxy's IMAP; a store's LMTP, IMAP and SSH, and
+    # a hub's SSH, are refused by the hosts' firewalls. The lab machine, the management
+    # network, gets SSH and a store's IMAP; a hub gets the store's LMTP.
+    hub, proxy = ESTATE.services.mx.hosts[0], ESTATE.services.proxy.hosts[0]
+    store = ESTATE.services.store_pairs[0].live
+    ports = ESTATE.policies.ports
+    probes = [
+        (hub, ports.smtp.port),
+        (proxy, ports.imaps.port),
+        (store, LMTP),
+        (store, ports.imaps.port),
+        (store, 22),
+        (hub, 22),
+    ]
+    script = f"""
+import socket
+for host, port in {[(address(h), p) for h, p in probes]!r}:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+        print("open")
+    except ConnectionRefusedError:
+        print("refused")
+"""
+    assert outside(script).split() == ["open", "open", "refused", "refused", "refused", "refused"]
+    for port in (22, ports.imaps.port):
+        socket.create_connection((address(store), port), timeout=5).close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((address(store), LMTP), timeout=5)
+    greeting = f"import socket; print(socket.create_connection(({address(store)!r}, {LMTP}), 5).recv(100))"
+    assert "220 " in podman("exec", hub, "python3", "-c", greeting)

@@ -10,7 +10,7 @@ from hermes.model.hosts import Host
 from hermes.model.placement import Placement
 from hermes.model.policies import Policies
 from hermes.model.services import Services
-from hermes.model.site import Network, Site
+from hermes.model.site import ManagementNetwork, Network, Site
 
 
 class Estate(StrictModel):
@@ -21,6 +21,11 @@ class Estate(StrictModel):
     domains: Domains = Field(description="host, account and managed mail domains")
     sites: list[Site] = Field(min_length=1, description="machine rooms with their racks and power feeds")
     networks: list[Network] = Field(min_length=1, description="subnets hosts are addressed from")
+    management_networks: list[ManagementNetwork] = Field(
+        min_length=1,
+        description="where operators administer the estate from (deploys, store operations): the hosts' firewalls "
+        "admit SSH, and IMAP to the stores and backup servers, from these networks and from no other",
+    )
     hosts: list[Host] = Field(min_length=1, description="every machine of the estate")
     services: Services = Field(description="which hosts provide which service")
     placement: Placement = Field(description="which store pair holds which user")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import netaddr
 from pydantic import Field, field_validator, model_validator
 
 from hermes.model.base import DomainName, Name, StrictModel
 from hermes.model.domains import Target
-from hermes.model.site import IPAddress, Subnet
+from hermes.model.site import ClientNetwork, IPAddress
 
 
 class HostGroup(StrictModel):
@@ -16,45 +15,15 @@ class HostGroup(StrictModel):
     hosts: list[Name] = Field(min_length=1, description="names of the hosts providing the service")
 
 
-# The widest relay network allowed, by IP version: an IPv4 /16 is a whole university's allocation
-# (Cambridge's 131.111.0.0/16), an IPv6 /48 one site's (RFC 6177). Anything wider holds other
-# organisations' hosts, and 0.0.0.0/0 or ::/0 makes the hubs an open relay.
-RELAY_PREFIX_FLOOR = {4: 16, 6: 48}
-
-
-class RelayNetwork(StrictModel):
+class RelayNetwork(ClientNetwork):
     """A client network whose hosts (departmental servers) send through the hubs without authenticating."""
 
-    name: Name = Field(description="what the network is, e.g. departmental-servers; unique among the relay networks")
-    subnet: Subnet = Field(
-        description="the network, at most a /16 (IPv4) or a /48 (IPv6): a /16 is a whole university's IPv4 "
-        "allocation (Cambridge's 131.111.0.0/16) and a /48 one site's IPv6 (RFC 6177); anything wider holds other "
-        "organisations' hosts. IPv4 is written as IPv4, never as ::ffff:a.b.c.d"
-    )
     covers_estate_hosts: bool = Field(
         default=False,
         description="required (true) when the subnet overlaps one of the estate's networks, and only then: every "
         "estate host addressed there (stores, webmail) would relay without authenticating, skipping the checks "
         "on outside mail",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _named(cls, data: object) -> object:
-        # Estates written before relay networks had names listed bare subnets.
-        if isinstance(data, str):
-            raise ValueError(f"{data!r} needs a name: write {{name: departmental-servers, subnet: {data}}}")
-        return data
-
-    @field_validator("subnet")
-    @classmethod
-    def _narrow_enough(cls, subnet: netaddr.IPNetwork) -> netaddr.IPNetwork:
-        if subnet.version == 6 and subnet.ip.is_ipv4_mapped():
-            raise ValueError(f"{subnet} is IPv4 written as IPv6: write the IPv4 network")
-        floor = RELAY_PREFIX_FLOOR[subnet.version]
-        if subnet.prefixlen < floor:
-            raise ValueError(f"{subnet} is wider than a /{floor}: a relay network is a client network, not the Internet")
-        return subnet
 
 
 class MailHub(HostGroup):

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import netaddr
-from pydantic import Field, PlainSerializer, PlainValidator, WithJsonSchema, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, WithJsonSchema, field_validator, model_validator
 
 from hermes.model.base import Name, StrictModel
 
@@ -84,6 +84,46 @@ class Network(StrictModel):
     @property
     def router(self) -> netaddr.IPAddress:
         return self.gateway if self.gateway is not None else netaddr.IPAddress(self.subnet.first + 1)
+
+
+# The widest client network allowed, by IP version: an IPv4 /16 is a whole university's allocation
+# (Cambridge's 131.111.0.0/16), an IPv6 /48 one site's (RFC 6177). Anything wider holds other
+# organisations' hosts: 0.0.0.0/0 as a relay network makes the hubs an open relay, as a
+# management network opens SSH to the Internet.
+CLIENT_PREFIX_FLOOR = {4: 16, 6: 48}
+
+
+class ClientNetwork(StrictModel):
+    """A network of clients outside the estate's own hosts that the estate trusts for something."""
+
+    name: Name = Field(description="what the network is; unique among its kind")
+    subnet: Subnet = Field(
+        description="the network, at most a /16 (IPv4) or a /48 (IPv6): a /16 is a whole university's IPv4 "
+        "allocation (Cambridge's 131.111.0.0/16) and a /48 one site's IPv6 (RFC 6177); anything wider holds other "
+        "organisations' hosts. IPv4 is written as IPv4, never as ::ffff:a.b.c.d"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: object) -> object:
+        # Estates written before client networks had names listed bare subnets.
+        if isinstance(data, str):
+            raise ValueError(f"{data!r} needs a name: write {{name: <what it is>, subnet: {data}}}")
+        return data
+
+    @field_validator("subnet")
+    @classmethod
+    def _narrow_enough(cls, subnet: netaddr.IPNetwork) -> netaddr.IPNetwork:
+        if subnet.version == 6 and subnet.ip.is_ipv4_mapped():
+            raise ValueError(f"{subnet} is IPv4 written as IPv6: write the IPv4 network")
+        floor = CLIENT_PREFIX_FLOOR[subnet.version]
+        if subnet.prefixlen < floor:
+            raise ValueError(f"{subnet} is wider than a /{floor}: a client network, not the Internet")
+        return subnet
+
+
+class ManagementNetwork(ClientNetwork):
+    """Where operators work from: the only source of SSH and of administrative IMAP to stores."""
 
 
 class Role(StrEnum):

@@ -32,6 +32,7 @@ from hermes.render.roles import (
     cyrus_facts,
     directory_facts,
     dns_facts,
+    firewall_facts,
     lists_facts,
     mta_facts,
     precheck_facts,
@@ -138,6 +139,7 @@ def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
             "hermes_location": {"site": host.site, "rack": host.rack, "power_feed": feeds[(host.site, host.rack)]},
             "hermes_roles": [str(r) for r in host.roles],
             "hermes_precheck": precheck_facts(estate, host.name).rendered(),
+            "hermes_firewall": firewall_facts(loaded, host.name).rendered(),
         }
         if host.storage is not None:
             data["hermes_storage"] = {

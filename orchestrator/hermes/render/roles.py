@@ -14,6 +14,7 @@ from typing import Any
 import netaddr
 from pydantic import BaseModel, ConfigDict, Field
 
+from hermes.firewall import ANYWHERE, inbound
 from hermes.listening import service_ports
 from hermes.loader import LoadedEstate
 from hermes.model import Estate
@@ -76,6 +77,30 @@ class PrecheckFacts(Facts):
         "every TCP port the host's services will listen on (the estate's SMTP, IMAP and POP ports and the roles' "
         "own: LMTP, replication, LDAPS, DNS, HTTP(S), Mailman; hermes.listening), each with the systemd unit "
         "that may already hold it (from an earlier deploy); sorted by port",
+    )
+
+
+class FirewallRule(Facts):
+    port: int
+    protocol: str
+    service: str
+    listener: str
+    anywhere: bool
+    ipv4: list[str]
+    ipv6: list[str]
+
+
+class FirewallFacts(Facts):
+    """``hermes_firewall``, every host: who may connect to which of its ports (hermes.firewall);
+    the host refuses everything else."""
+
+    inbound: list[FirewallRule] = fact(
+        "management_networks, hosts[].roles, the services' hosts, services.store_pairs, policies.ports",
+        "each open port with what listens there and who may connect: anywhere (the hubs' SMTP, the proxies, "
+        "webmail, DNS), or only the IPv4 and IPv6 sources listed (SSH and administrative IMAP from the management "
+        "networks; LMTP from the hubs; replication from the pair's other member, or to a backup server from the "
+        "members of the pairs it backs up; a store's IMAP and POP from the proxies; LDAPS from the estate's hosts); "
+        "sorted by port",
     )
 
 
@@ -346,6 +371,8 @@ class DnsFacts(Facts):
 # Rendered variable -> the model of its value, for the reference in docs/role-facts.md.
 ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_common": CommonFacts,
+    "hermes_firewall": FirewallFacts,
+    "hermes_precheck": PrecheckFacts,
     "hermes_mta": MtaFacts,
     "hermes_antivirus": Antivirus,
     "hermes_saslauthd": SaslauthdFacts,
@@ -469,6 +496,23 @@ def precheck_facts(estate: Estate, host: str) -> PrecheckFacts:
     return PrecheckFacts(
         data_mount=storage.mount if storage is not None else "",
         ports=[PortOwner(port=port, unit=unit) for port, unit in sorted(owners)],
+    )
+
+
+def firewall_facts(loaded: LoadedEstate, host: str) -> FirewallFacts:
+    return FirewallFacts(
+        inbound=[
+            FirewallRule(
+                port=opening.port,
+                protocol=opening.protocol,
+                service=opening.service,
+                listener=opening.listener,
+                anywhere=opening.sources == ANYWHERE,
+                ipv4=opening.by_version(4),
+                ipv6=opening.by_version(6),
+            )
+            for opening in inbound(loaded, host)
+        ]
     )
 
 
