@@ -302,6 +302,9 @@ def test_precheck_refuses_each_unfit_host_and_accepts_a_fit_one() -> None:
     mirrors = {name for url in re.findall(r"[a-z0-9+]+://\S+", sources) if (name := urlsplit(url).hostname)}
     unresolved = outcomes.pop("a resolver that does not answer")
     assert mirrors and all(mirror in unresolved for mirror in mirrors), unresolved
+    # The fit case's management networks hold the controller (the gateway); this one does not.
+    outsider = outcomes.pop("a deploy from outside the management networks")
+    assert f"reaches the host from {_gateway(store)}, which no management network holds (203.0.113.0/24)" in outsider
     assert outcomes == {}
     # Every case put the host back as it was: its resolver answers again.
     assert all(store.run(f"getent ahosts {mirror}").rc == 0 for mirror in mirrors)

@@ -78,6 +78,11 @@ class PrecheckFacts(Facts):
         "own: LMTP, replication, LDAPS, DNS, HTTP(S), Mailman; hermes.listening), each with the systemd unit "
         "that may already hold it (from an earlier deploy); sorted by port",
     )
+    management_networks: list[str] = fact(
+        "management_networks[].subnet",
+        "where operators deploy from: the host's firewall admits SSH from these only, so a deploy from elsewhere "
+        "is stopped before it changes anything",
+    )
 
 
 class FirewallRule(Facts):
@@ -496,6 +501,7 @@ def precheck_facts(estate: Estate, host: str) -> PrecheckFacts:
     return PrecheckFacts(
         data_mount=storage.mount if storage is not None else "",
         ports=[PortOwner(port=port, unit=unit) for port, unit in sorted(owners)],
+        management_networks=[str(network.subnet) for network in estate.management_networks],
     )
 
 
