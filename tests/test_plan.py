@@ -240,7 +240,7 @@ KEY = (
 )
 CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHBfpegPjMCMA0GCSqGSIb3DQEBCwUAMA0x\n-----END CERTIFICATE-----\n"
 VAULT = {
-    "vault_hermes_cyrus_admin_password": "cyrus-Adm1n",
+    "vault_hermes_cyrus_admin_passwords": {"cyrus-1": "cyrus-Adm1n"},
     "vault_hermes_webmail_des_key": 'des"key\\24',
     "vault_hermes_user_passwords": {"dpc22": "hunter2", "fanf2": "hunter22", "ph10": None},
 }
@@ -383,7 +383,9 @@ def calls(monkeypatch: pytest.MonkeyPatch, events: list[dict[str, Any]]) -> list
             status="successful" if done else "failed",
             stats=last if done else {"failures": {last["host"]: 1}},
             config=SimpleNamespace(artifact_dir=str(artifacts)),
-            stdout=io.StringIO("--- before: /etc/cyrus.conf\n+admin: cyrus_admin_password value\nfatal: [ppsw-2]: FAILED!\n"),
+            stdout=io.StringIO(
+                "--- before: /etc/cyrus.conf\n+admin: cyrus_admin_passwords of cyrus-1\nfatal: [ppsw-2]: FAILED!\n"
+            ),
         )
 
     monkeypatch.setattr(ansible_runner, "run", run)
@@ -473,5 +475,5 @@ def test_a_failed_check_run_shows_what_it_found_masked_and_exits_4(
     assert "ppsw-1: mta : Exim's configuration\n--- before: /etc/exim4/exim4.conf\n" in output
     assert "site.yml failed on ppsw-2 (failed)" in output
     assert f"+admin: {MASK}\nfatal: [ppsw-2]: FAILED!" in output
-    assert "cyrus_admin_password value" not in output
+    assert "cyrus_admin_passwords of cyrus-1" not in output
     assert " changed, nothing deployed; " not in output

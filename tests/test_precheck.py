@@ -3,7 +3,7 @@ certificate good for its names. Each refusal beside the acceptance it differs fr
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from hermes.credentials import vault_keys
 from hermes.deploy import LabTarget, PromptedPassword, SiteTarget
 from hermes.errors import Problem
 from hermes.lab.pki import HostNames, ensure_lab_pki, host_names
@@ -51,9 +52,16 @@ def lab() -> LoadedEstate:
 # Vaults: what a complete one holds, written as ansible-vault writes it.
 
 
-def complete_vault(accounts: Collection[str]) -> dict[str, Any]:
+# The lab's keyed Cyrus secrets: an administrator per pair and per backup server, a replication
+# account per pair (hermes.credentials).
+KEYED = {"cyrus_admin_passwords": ["backup-1", "cyrus-1", "cyrus-2"], "cyrus_replication_passwords": ["cyrus-1", "cyrus-2"]}
+
+
+def complete_vault(accounts: Collection[str], keyed: Mapping[str, Collection[str]] = KEYED) -> dict[str, Any]:
     """Every secret the rendered inventory refers to, and a password for each account."""
     variables: dict[str, Any] = {f"vault_hermes_{name}": f"{name} value" for name in SECRETS}
+    for name, keys in keyed.items():
+        variables[f"vault_hermes_{name}"] = {key: f"{name} of {key}" for key in keys}
     variables["vault_hermes_user_passwords"] = {user: f"password of {user}" for user in accounts}
     return variables
 
@@ -67,30 +75,58 @@ def write_vault(path: Path, variables: Any, password: str) -> Path:
 
 def test_a_complete_vault_passes_and_a_missing_secret_fails() -> None:
     accounts = ["fanf2", "dpc22"]
-    assert secret_findings(complete_vault(accounts), accounts, VAULT) == Findings()
+    assert secret_findings(complete_vault(accounts), accounts, KEYED, VAULT) == Findings()
     lacking = complete_vault(accounts)
     del lacking["vault_hermes_webmail_des_key"]
-    assert secret_findings(lacking, accounts, VAULT) == Findings(
+    assert secret_findings(lacking, accounts, KEYED, VAULT) == Findings(
         (Problem("vault_hermes_webmail_des_key", f"missing from {VAULT}"),)
     )
     # Present but no use as a password: empty, or a YAML number (0123 would reach the role as 83).
     for value, reason in (("", "empty"), (None, "empty"), (83, "not a string (quote it in the vault)")):
-        bad = complete_vault(accounts) | {"vault_hermes_cyrus_admin_password": value}
-        assert secret_findings(bad, accounts, VAULT) == Findings(
-            (Problem("vault_hermes_cyrus_admin_password", f"{reason} in {VAULT}"),)
+        bad = complete_vault(accounts) | {"vault_hermes_mailman_admin_password": value}
+        assert secret_findings(bad, accounts, KEYED, VAULT) == Findings(
+            (Problem("vault_hermes_mailman_admin_password", f"{reason} in {VAULT}"),)
         )
     # The mapping of user passwords itself is a secret like the others: missing is a problem.
     del lacking["vault_hermes_user_passwords"]
-    assert secret_findings(lacking, accounts, VAULT).problems == (
+    assert secret_findings(lacking, accounts, KEYED, VAULT).problems == (
         Problem("vault_hermes_webmail_des_key", f"missing from {VAULT}"),
         Problem("vault_hermes_user_passwords", f"missing from {VAULT}"),
+    )
+
+
+def test_each_pair_and_backup_server_needs_its_own_cyrus_passwords(lab: LoadedEstate) -> None:
+    # The lab's keys are its pairs and its backup server, as the estate says.
+    assert vault_keys(lab.estate) == KEYED
+    accounts = ["fanf2"]
+    variables = complete_vault(accounts)
+    assert secret_findings(variables, accounts, KEYED, VAULT) == Findings()
+    admins = variables["vault_hermes_cyrus_admin_passwords"]
+    del admins["cyrus-2"]
+    admins["backup-1"] = 83
+    admins["cyrus-9"] = "a pair the estate has not: ignored"
+    assert secret_findings(variables, accounts, KEYED, VAULT) == Findings(
+        (
+            Problem("vault_hermes_cyrus_admin_passwords.backup-1", f"not a string (quote it in the vault) in {VAULT}"),
+            Problem("vault_hermes_cyrus_admin_passwords.cyrus-2", f"missing in {VAULT}"),
+        )
+    )
+    # One password for the whole estate, as vaults held before: refused.
+    variables = complete_vault(accounts) | {"vault_hermes_cyrus_replication_passwords": "one for all"}
+    assert secret_findings(variables, accounts, KEYED, VAULT) == Findings(
+        (
+            Problem(
+                "vault_hermes_cyrus_replication_passwords",
+                f"not a mapping of store pair or host to password in {VAULT}",
+            ),
+        )
     )
 
 
 def test_an_account_without_a_password_warns_and_none_is_shown() -> None:
     accounts = [f"user{n:02}" for n in range(12)]
     variables = complete_vault(accounts)
-    assert secret_findings(variables, accounts, VAULT) == Findings()
+    assert secret_findings(variables, accounts, KEYED, VAULT) == Findings()
     passwords = variables["vault_hermes_user_passwords"]
     # The vault holds initial passwords: an account with none (absent, null or empty) is
     # deployed, and cannot log in until one is set (docs/directory.md).
@@ -99,7 +135,7 @@ def test_an_account_without_a_password_warns_and_none_is_shown() -> None:
     passwords["user09"] = None
     # A password for a name that is not an account is nothing.
     passwords["departed"] = "old"
-    assert secret_findings(variables, accounts, VAULT) == Findings(
+    assert secret_findings(variables, accounts, KEYED, VAULT) == Findings(
         warnings=(
             Problem(
                 "vault_hermes_user_passwords",
@@ -110,14 +146,14 @@ def test_an_account_without_a_password_warns_and_none_is_shown() -> None:
     )
     # Many without: the count, and the first few names.
     variables["vault_hermes_user_passwords"] = {"user00": "p"}
-    findings = secret_findings(variables, accounts, VAULT)
+    findings = secret_findings(variables, accounts, KEYED, VAULT)
     assert findings.problems == ()
     assert [str(warning) for warning in findings.warnings] == [
         "vault_hermes_user_passwords: no password for 11 of 12 accounts: user01, user02, user03, user04, user05 and 6 more;"
         " they cannot log in until one is set (docs/directory.md)"
     ]
     variables["vault_hermes_user_passwords"] = ["user00"]
-    assert secret_findings(variables, accounts, VAULT) == Findings(
+    assert secret_findings(variables, accounts, KEYED, VAULT) == Findings(
         (Problem("vault_hermes_user_passwords", f"not a mapping of username to password in {VAULT}"),)
     )
 
@@ -131,18 +167,18 @@ def test_a_user_password_that_is_not_a_string_is_a_problem_and_not_shown() -> No
     passwords["user08"] = True
     # Not an account: ignored, whatever its value.
     passwords["departed"] = 1234
-    (problem,) = secret_findings(variables, accounts, VAULT).problems
+    (problem,) = secret_findings(variables, accounts, KEYED, VAULT).problems
     assert problem == Problem(
         "vault_hermes_user_passwords", "not a string for 2 of 12 accounts: user05, user08 (quote it in the vault)"
     )
     assert "83" not in str(problem) and "True" not in str(problem)
     # The control: quoted, both pass.
     passwords["user05"], passwords["user08"] = "83", "true"
-    assert secret_findings(variables, accounts, VAULT) == Findings()
+    assert secret_findings(variables, accounts, KEYED, VAULT) == Findings()
     # Both at once: the wrong type stops the deploy, the missing one only warns.
     passwords["user05"] = 83
     del passwords["user01"]
-    findings = secret_findings(variables, accounts, VAULT)
+    findings = secret_findings(variables, accounts, KEYED, VAULT)
     assert [str(problem) for problem in findings.problems] == [
         "vault_hermes_user_passwords: not a string for 1 of 12 accounts: user05 (quote it in the vault)"
     ]
@@ -152,7 +188,7 @@ def test_a_user_password_that_is_not_a_string_is_a_problem_and_not_shown() -> No
     ]
     # Many: the count and the first five names, as for the missing.
     variables["vault_hermes_user_passwords"] = dict.fromkeys(accounts, 0)
-    (problem,) = secret_findings(variables, accounts, VAULT).problems
+    (problem,) = secret_findings(variables, accounts, KEYED, VAULT).problems
     assert str(problem).endswith(
         ": not a string for 12 of 12 accounts: user00, user01, user02, user03, user04 and 7 more (quote it in the vault)"
     )
@@ -180,10 +216,10 @@ def test_the_vault_opens_with_a_password_file_or_a_typed_password(tmp_path: Path
 
 
 def test_the_lab_vault_passes(tmp_path: Path, lab: LoadedEstate) -> None:
-    vault, password = ensure_lab_vault(tmp_path, lab.accounts)
+    vault, password = ensure_lab_vault(tmp_path, lab.accounts, KEYED)
     assert vault_findings(lab, LabTarget(vault, password, lab_ssh(tmp_path))) == Findings()
     # The control: the lab's vault without six accounts' passwords passes, warning of them.
-    fewer = ensure_lab_vault(tmp_path / "fewer", ["fanf2"])
+    fewer = ensure_lab_vault(tmp_path / "fewer", ["fanf2"], KEYED)
     findings = vault_findings(lab, LabTarget(*fewer, lab_ssh(tmp_path)))
     assert findings.problems == ()
     (warning,) = findings.warnings

@@ -284,13 +284,16 @@ def _target(
     loaded: LoadedEstate, site: tuple[Path, Path] | None, vault_password_file: Path | None, ssh_user: str | None
 ) -> Target:
     """The lab (its vault and SSH access), or a real estate's vault, password and certificates."""
+    from hermes.credentials import vault_keys
     from hermes.deploy import LabTarget, PromptedPassword, SiteTarget
     from hermes.lab.ssh import lab_ssh
     from hermes.lab.vault import ensure_lab_vault
 
     name = loaded.estate.name
     if site is None:
-        return LabTarget(*ensure_lab_vault(LAB_STATE / name, loaded.accounts), lab_ssh(LAB_STATE / name))
+        return LabTarget(
+            *ensure_lab_vault(LAB_STATE / name, loaded.accounts, vault_keys(loaded.estate)), lab_ssh(LAB_STATE / name)
+        )
     # Asked only now, once the command can go ahead; typed input is never echoed. On stderr:
     # stdout is for the results (--json).
     password = vault_password_file or PromptedPassword(typer.prompt("Vault password", hide_input=True, err=True))
@@ -916,14 +919,22 @@ def reattach_command(
     internal dates (never renumbering the live copy). Then the pair must be in sync, and every
     delivery to it in the MX logs in the live copy. Exit 1 when some is not. See docs/store.md."""
     from hermes.store.reattach import Reattach, reattach, reattach_plan
-    from hermes.store.recover import ADMIN_PASSWORD_SECRET
+    from hermes.store.recover import ADMIN_PASSWORDS_SECRET
 
     target = _OperationTarget(estate, output, lab, vault, vault_password_file, certificates, ssh_user)
 
     def operate(o: _Operation) -> Reattach:
-        password = o.vault().get(ADMIN_PASSWORD_SECRET)
+        passwords = o.vault().get(ADMIN_PASSWORDS_SECRET)
+        password = passwords.get(pair) if isinstance(passwords, dict) else None
         if not isinstance(password, str) or not password:
-            raise PrecheckError([Problem("vault", f"no {ADMIN_PASSWORD_SECRET} (the recovery appends as the Cyrus admin)")])
+            raise PrecheckError(
+                [
+                    Problem(
+                        f"{ADMIN_PASSWORDS_SECRET}.{pair}",
+                        "missing from the vault (the recovery appends as the pair's Cyrus admin)",
+                    )
+                ]
+            )
         return reattach(
             o.loaded,
             pair,

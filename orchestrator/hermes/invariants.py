@@ -16,6 +16,7 @@ import netaddr
 
 from hermes.accounts import Accounts
 from hermes.capacity import backup_capacity, pair_capacity
+from hermes.credentials import replication_user
 from hermes.errors import Problem
 from hermes.listening import service_ports
 from hermes.model import Estate, Role, letters_of
@@ -326,8 +327,8 @@ def quotas(estate: Estate, accounts: Accounts) -> list[Problem]:
 
 # Names no account may take, each with why: the role addresses every mail domain answers
 # (RFC 2142; RFC 5321 4.5.1 for postmaster), the bounce sender and root, the identities Cyrus
-# gives every store (roles/cyrus_store: its administrator, the replication account, and the ACL
-# identifiers of everyone and of an anonymous login) and Mailman's REST administrator
+# gives every store (roles/cyrus_store: its administrator, and the ACL identifiers of everyone
+# and of an anonymous login; each pair's replication account is refused below) and Mailman's REST administrator
 # (roles/mailman). A test checks every *_user default of the roles is here.
 RESERVED_NAMES = {
     **dict.fromkeys(RoleAddresses.model_fields, "RFC 2142 role address, answered in every mail domain"),
@@ -335,7 +336,6 @@ RESERVED_NAMES = {
     "mailer-daemon": "the sender of bounces",
     "root": "the system administrator",
     "cyrus": "the Cyrus administrator on every store",
-    "repl": "the replication account on every store",
     "anyone": "the IMAP ACL identifier of every user, RFC 4314: rights given to it go to all",
     "anonymous": "Cyrus's identity of an anonymous login",
     "restadmin": "Mailman's REST API administrator",
@@ -343,9 +343,12 @@ RESERVED_NAMES = {
 
 
 def reserved_names(estate: Estate, accounts: Accounts) -> list[Problem]:
+    reserved = dict(RESERVED_NAMES)
+    for pair in estate.services.store_pairs:
+        reserved[replication_user(pair.name)] = f"the replication account of store pair {pair.name!r}"
     return [
-        Problem("accounts", f"user {user!r} is a reserved name ({RESERVED_NAMES[user]})")
-        for user in sorted(accounts.keys() & RESERVED_NAMES.keys())
+        Problem("accounts", f"user {user!r} is a reserved name ({reserved[user]})")
+        for user in sorted(accounts.keys() & reserved.keys())
     ]
 
 

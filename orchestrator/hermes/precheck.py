@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from hermes.credentials import vault_keys
 from hermes.deploy import LabTarget, PromptedPassword, Target
 from hermes.errors import Problem, VaultError
 from hermes.lab.pki import HostNames, certificate_names, host_names
@@ -105,9 +106,26 @@ def password_findings(passwords: Any, accounts: Collection[str], vault: Path) ->
     return findings
 
 
-def secret_findings(variables: Mapping[str, Any], accounts: Collection[str], vault: Path) -> Findings:
+def keyed_findings(variable: str, value: Any, keys: Collection[str], vault: Path) -> Findings:
+    """A keyed secret (``vault_hermes_cyrus_admin_passwords``: pair or backup server -> password,
+    hermes.credentials): every key the estate needs must have a usable password."""
+    if not isinstance(value, Mapping):
+        return Findings((Problem(variable, f"not a mapping of store pair or host to password in {vault}"),))
+    return Findings(
+        tuple(
+            Problem(f"{variable}.{key}", f"{reason} in {vault}")
+            for key in keys
+            if (reason := "missing" if key not in value else _unusable(value[key]))
+        )
+    )
+
+
+def secret_findings(
+    variables: Mapping[str, Any], accounts: Collection[str], keyed: Mapping[str, Collection[str]], vault: Path
+) -> Findings:
     """What is wrong with the vault's ``variables``: each ``vault_hermes_<name>`` missing or
-    unusable is a problem; the accounts' passwords are :func:`password_findings`."""
+    unusable is a problem; the keyed ones (``keyed``: name -> the keys the estate needs) are
+    :func:`keyed_findings`, the accounts' passwords :func:`password_findings`."""
     findings = Findings()
     for name in SECRETS:
         variable = f"vault_hermes_{name}"
@@ -115,6 +133,8 @@ def secret_findings(variables: Mapping[str, Any], accounts: Collection[str], vau
             findings += Findings((Problem(variable, f"missing from {vault}"),))
         elif name == "user_passwords":
             findings += password_findings(variables[variable], accounts, vault)
+        elif name in keyed:
+            findings += keyed_findings(variable, variables[variable], keyed[name], vault)
         elif reason := _unusable(variables[variable]):
             findings += Findings((Problem(variable, f"{reason} in {vault}"),))
     return findings
@@ -135,7 +155,7 @@ def vault_findings(loaded: LoadedEstate, target: Target) -> Findings:
         variables = read_target_vault(target)
     except VaultError as error:
         return Findings((Problem("", str(error)),))
-    return secret_findings(variables, loaded.accounts.keys(), target.vault)
+    return secret_findings(variables, loaded.accounts.keys(), vault_keys(loaded.estate), target.vault)
 
 
 # The certificates.

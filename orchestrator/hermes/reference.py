@@ -55,7 +55,8 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
   the hosts', accounts' or lists' domain.
 - No account takes a reserved name: the role addresses (postmaster, abuse, hostmaster,
   webmaster, noc, security), mailer-daemon, root, the stores' service accounts and ACL
-  identities (cyrus, repl, anyone, anonymous) or Mailman's administrator (restadmin).
+  identities (cyrus, anyone, anonymous, and each pair's replication account, sync-<pair>) or
+  Mailman's administrator (restadmin).
 - Capacity: the quotas of a pair's users fit the usable RAID capacity of each member, and those
   of every pair a backup server backs up fit the backup server's, less
   `policies.capacity_headroom_percent`.

@@ -53,7 +53,11 @@ MANAGED = str(VARS["ansible_managed"])
 PAIR = VARS["hermes_store_pairs"]["s1"]
 USERS = sorted(u for u, p in VARS["hermes_placement"].items() if p == "s1")
 PASSWORDS: dict[str, str] = VARS["vault_hermes_user_passwords"]
-ADMIN = ("cyrus", VARS["vault_hermes_cyrus_admin_password"])
+# The Cyrus administrator; its password is its pair's, or the backup server's own (the vault
+# keys them so: hermes.credentials).
+ADMIN = "cyrus"
+ADMIN_PASSWORDS: dict[str, str] = VARS["vault_hermes_cyrus_admin_passwords"]
+REPLICATION_PASSWORDS: dict[str, str] = VARS["vault_hermes_cyrus_replication_passwords"]
 SPEC = PairSpec("s1", live=PAIR["live"], spare=PAIR["spare"], backup=PAIR["backup"], owners=frozenset(USERS))
 CYRUS_BIN = "/usr/lib/cyrus/bin"
 # What the scenario leaves at the role's defaults (ports, the size margin), and the LMTP port
@@ -95,8 +99,13 @@ def imap(name: str, user: str, password: str) -> Iterator[imaplib.IMAP4_SSL]:
             connection.logout()
 
 
+def admin_password(name: str) -> str:
+    """The administrator's password on ``name``: its pair's, or a backup server's own."""
+    return ADMIN_PASSWORDS[facts(name).get("hermes_store_pair", name)]
+
+
 def admin(name: str) -> Any:
-    return imap(name, *ADMIN)
+    return imap(name, ADMIN, admin_password(name))
 
 
 def user(name: str, login: str) -> Any:
@@ -171,7 +180,7 @@ def grant_admin_read(login: str) -> None:
         listed = ok(connection.list('""', f"user.{login}*"))
         for line in listed:
             mailbox = line.decode().rsplit(" ", 1)[-1].strip('"')
-            ok(connection.setacl(mailbox, ADMIN[0], "lr"))
+            ok(connection.setacl(mailbox, ADMIN, "lr"))
 
 
 def messages(name: str, mailbox: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from storelib import (
     ADMIN,
+    ADMIN_PASSWORDS,
     BACKUP,
     CYRUS,
     CYRUS_BIN,
@@ -38,14 +39,15 @@ from storelib import (
     PASSWORDS,
     RENDERED,
     REPLICA,
+    REPLICATION_PASSWORDS,
     USERS,
-    VARS,
     address,
     admin,
     deliver,
     facts,
     grant_admin_read,
     host,
+    imap,
     journal,
     lmtp_send,
     mailboxes_of,
@@ -127,16 +129,21 @@ def test_configuration_is_checked_and_private() -> None:
         key = host(name).file("/etc/cyrus-store/tls/server.key")
         assert (key.user, key.group, key.mode) == ("root", "mail", 0o640)
     master = host(MASTER).file("/etc/imapd.conf").content_string
-    password = VARS["vault_hermes_cyrus_replication_password"]
+    # The pair's own replication account, on both channels; the administrator alone is an IMAP
+    # admin; the receivers' sync_server takes the replication accounts of the pairs they serve.
+    password = REPLICATION_PASSWORDS["s1"]
     for channel, target in (("replica", REPLICA), ("backup", BACKUP)):
         assert f"{channel}_sync_host: {address(target)}\n" in master
+        assert f"{channel}_sync_authname: sync-s1\n" in master
         assert f"{channel}_sync_password: {password}\n" in master
     assert "sync_log_channels: replica backup\n" in master
     assert "sasl_pwcheck_method: auxprop saslauthd\n" in master
-    for name in RECEIVERS:
+    assert "\nadmins: cyrus\n" in master and "syncserver_admins" not in master
+    for name, senders in ((REPLICA, "sync-s1"), (BACKUP, "sync-s1 sync-s2")):
         conf = host(name).file("/etc/imapd.conf").content_string
         assert "sync_log: no\n" in conf and "_sync_password" not in conf
         assert "sasl_pwcheck_method: auxprop\n" in conf
+        assert "\nadmins: cyrus\n" in conf and f"\nsyncserver_admins: {senders}\n" in conf
 
 
 def test_partitions_are_on_the_data_volume() -> None:
@@ -218,6 +225,25 @@ def test_lmtp_only_from_the_mx() -> None:
         ok(connection.select("INBOX", readonly=True))
         assert search_message_id(connection, "<from-mx-1@store-test>")
         assert not search_message_id(connection, "<from-backup-1@store-test>")
+
+
+def test_each_pair_and_backup_server_has_its_own_administrator_and_replication_no_imap_rights() -> None:
+    # The backup server's administrator has a password of its own: the pair's opens nothing there.
+    with admin(BACKUP) as connection:
+        assert ok(connection.list('""', "user.*")) != [None]
+    with pytest.raises(imaplib.IMAP4.error), imap(BACKUP, ADMIN, ADMIN_PASSWORDS["s1"]):
+        pass
+    # The pair's replication account administers sync_server only: over IMAP on a receiver it
+    # sees none of the mailboxes the administrator sees.
+    with admin(REPLICA) as connection:
+        assert ok(connection.list('""', "user.*")) != [None]
+    with imap(REPLICA, "sync-s1", REPLICATION_PASSWORDS["s1"]) as connection:
+        assert ok(connection.list('""', "*")) == [None]
+    # Another pair's replication account is known only where that pair replicates to.
+    with pytest.raises(imaplib.IMAP4.error), imap(REPLICA, "sync-s2", REPLICATION_PASSWORDS["s2"]):
+        pass
+    with imap(BACKUP, "sync-s2", REPLICATION_PASSWORDS["s2"]):
+        pass
 
 
 def _banner(sender: str, target: str, port: int) -> str:
@@ -622,4 +648,4 @@ def test_hermesctl_store_status() -> None:
     table = runner.invoke(store_app, ["status", "--estate", str(ESTATE), "--lab", "--pair", "s1"], env={"COLUMNS": "160"})
     assert table.exit_code == 0 and "Pair s1 (live store-master): in sync" in table.stdout
     print("\n" + table.stdout)
-    assert ADMIN[0] == "cyrus"
+    assert ADMIN == "cyrus"

@@ -10,7 +10,7 @@ account gets a password, existing ones keep theirs. The prechecks of a deploy
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def read_lab_vault(vault_file: Path, password_file: Path) -> dict[str, Any]:
     return read_vault(vault_file, file_secret(password_file))
 
 
-def ensure_lab_vault(directory: Path, users: Iterable[str]) -> tuple[Path, Path]:
+def ensure_lab_vault(directory: Path, users: Iterable[str], keyed: Mapping[str, Iterable[str]]) -> tuple[Path, Path]:
     """Create or complete the lab vault; return (vault file, vault password file)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     vault_file, password_file = directory / "vault.yml", directory / "vault-password"
@@ -83,7 +83,14 @@ def ensure_lab_vault(directory: Path, users: Iterable[str]) -> tuple[Path, Path]
     current = read_lab_vault(vault_file, password_file) if vault_file.exists() else {}
     wanted = dict(current)
     for name in SECRETS:
-        if name != "user_passwords":
+        if name in keyed:
+            # A mapping left by an earlier lab (or a single value of older ones) is completed.
+            entries = wanted.get(f"vault_hermes_{name}")
+            entries = dict(entries) if isinstance(entries, dict) else {}
+            for key in keyed[name]:
+                entries.setdefault(key, secrets.token_urlsafe(24))
+            wanted[f"vault_hermes_{name}"] = dict(sorted(entries.items()))
+        elif name != "user_passwords":
             wanted.setdefault(f"vault_hermes_{name}", secrets.token_urlsafe(24))
     passwords = dict(wanted.get("vault_hermes_user_passwords") or {})
     for user in users:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hermes.credentials import ADMIN_PASSWORDS, REPLICATION_PASSWORDS, admin_scope, replication_senders, replication_user
 from hermes.loader import LoadedEstate
 from hermes.model import Estate, Role, StorePair
 from hermes.render.roles import (
@@ -57,8 +58,8 @@ GROUPS = {
 
 # Secrets the roles will need; only the vault variables' names are rendered.
 SECRETS = (
-    "cyrus_admin_password",
-    "cyrus_replication_password",
+    ADMIN_PASSWORDS,  # pair or backup server -> its Cyrus administrator's password (hermes.credentials)
+    REPLICATION_PASSWORDS,  # pair -> its replication account's password
     "directory_replication_password",  # the replicas read the provider's tree with it
     "mailman_admin_password",
     "webmail_des_key",
@@ -124,6 +125,26 @@ def _estate_vars(loaded: LoadedEstate, estate_file: str) -> dict[str, Any]:
     }
 
 
+def _secret(name: str, key: str) -> str:
+    """A reference to one entry of a keyed vault secret (never its value)."""
+    return f"{{{{ hermes_{name}[{key!r}] }}}}"
+
+
+def _cyrus_credentials(estate: Estate, host: str) -> dict[str, Any]:
+    """Which of the vault's Cyrus passwords ``host`` uses (hermes.credentials): its administrator's,
+    its sync_client's (a pair member's; none on a backup server) and the replication accounts its
+    sync_server accepts."""
+    pair = pair_of(estate, host)
+    return {
+        "hermes_cyrus_admin_password": _secret(ADMIN_PASSWORDS, admin_scope(estate, host)),
+        "hermes_cyrus_replication_password": _secret(REPLICATION_PASSWORDS, pair.name) if pair is not None else "",
+        "hermes_cyrus_replication_senders": [
+            {"user": replication_user(sender), "password": _secret(REPLICATION_PASSWORDS, sender)}
+            for sender in replication_senders(estate, host)
+        ],
+    }
+
+
 def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
     estate = loaded.estate
     feeds = {(s.name, r.name): r.power_feed for s in estate.sites for r in s.racks}
@@ -152,6 +173,7 @@ def _host_vars(loaded: LoadedEstate) -> dict[str, dict[str, Any]]:
             }
         if (cyrus := cyrus_facts(loaded, host.name, users, address)) is not None:
             data["hermes_cyrus"] = cyrus.rendered()
+            data.update(_cyrus_credentials(estate, host.name))
         if (pair := pair_of(estate, host.name)) is not None:
             data["hermes_store_pair"] = pair.name
         result[host.name] = data

@@ -14,6 +14,7 @@ from typing import Any
 import netaddr
 from pydantic import BaseModel, ConfigDict, Field
 
+from hermes.credentials import replication_user
 from hermes.firewall import ANYWHERE, inbound
 from hermes.listening import service_ports
 from hermes.loader import LoadedEstate
@@ -239,6 +240,11 @@ class CyrusFacts(Facts):
         "addresses that may replicate here: a spare's live peer, the live member of each pair backed up here",
     )
     lmtp_clients: list[str] = fact("services.mx.hosts", "addresses that may deliver by LMTP (the hubs)")
+    replication_user: str = fact(
+        "services.store_pairs[].name",
+        "the pair's replication account, which its live member's sync_client authenticates as (hermes.credentials); "
+        "empty on a backup server",
+    )
     listeners: list[Listener] = fact("policies.ports.{imap,imaps,pop3,pop3s}", "the enabled IMAP and POP listeners")
     mailboxes: list[str] = fact("placement, accounts file", "the live member's users (their mailboxes); empty otherwise")
     quota_default_bytes: int = fact("policies.quota.default", "quota of a mailbox without an override")
@@ -605,6 +611,7 @@ def cyrus_facts(
         else [],
         sync_clients=[address[h] for h in sync_sources(estate, host)],
         lmtp_clients=sorted(address[h] for h in estate.services.mx.hosts),
+        replication_user=replication_user(pair.name) if pair is not None else "",
         listeners=_listeners(estate),
         mailboxes=list(pair_users) if role is StoreRole.LIVE else [],
         quota_default_bytes=int(policies.quota.default),

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from hermes.credentials import ADMIN_PASSWORDS
 from hermes.errors import StoreError
 from hermes.store.check import snapshot
 from hermes.store.hold import ROOT
@@ -42,7 +43,7 @@ CONFIG_DIRECTORY = "/var/lib/cyrus"
 ADMIN_SOCKET = "/run/cyrus/socket/imap"
 ADMIN_USER = "cyrus"
 APPEND_PROGRAM = "/usr/local/sbin/cyrus-store-append"
-ADMIN_PASSWORD_SECRET = "vault_hermes_cyrus_admin_password"  # noqa: S105 (the vault variable's name)
+ADMIN_PASSWORDS_SECRET = f"vault_hermes_{ADMIN_PASSWORDS}"  # pair -> password (hermes.credentials)
 
 # Renames each directory to <dir>.fenced-<stamp> and makes an empty one, then Debian's
 # makedirs lays out Cyrus's directories again; prints the stamp. Refuses to run while Cyrus
