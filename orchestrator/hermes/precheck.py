@@ -5,8 +5,9 @@ finds a problem, nothing runs (:class:`hermes.errors.PrecheckError`, exit 4).
 
 * The vault opens with the password given and defines every ``vault_hermes_<name>`` that the
   rendered ``group_vars/all/secrets.yml`` refers to (:data:`hermes.render.inventory.SECRETS`),
-  each a non-empty string; ``vault_hermes_user_passwords`` is a mapping of username to initial
-  password. An account it gives no password (none, or an empty one) is a warning, not a
+  each a non-empty string; the Cyrus passwords are mappings with an entry for each pair and
+  backup server (:func:`hermes.credentials.vault_keys`); ``vault_hermes_user_passwords`` is a
+  mapping of username to initial password. An account it gives no password (none, or an empty one) is a warning, not a
   problem: such an account cannot log in until one is set (``docs/directory.md``). A password
   that is not a string is a problem.
 * Every host's certificate and key are there; the certificate is signed by the CA, valid now,
@@ -15,7 +16,7 @@ finds a problem, nothing runs (:class:`hermes.errors.PrecheckError`, exit 4).
   expiring within 30 days is a warning, not a problem.
 
 The checks are pure functions of what was read (:func:`secret_findings`,
-:func:`password_findings`, :func:`certificate_findings`, :func:`validity_findings`);
+:func:`keyed_findings`, :func:`password_findings`, :func:`certificate_findings`, :func:`validity_findings`);
 :func:`precheck` reads the files. No message holds a secret's value.
 """
 
