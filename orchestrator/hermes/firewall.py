@@ -25,7 +25,7 @@ import netaddr
 
 from hermes import listening
 from hermes.loader import LoadedEstate
-from hermes.topology import StoreRole, backed_up_pairs, pair_of
+from hermes.topology import backed_up_pairs, pair_of
 
 SSH = 22
 ANYWHERE: tuple[str, ...] = ()
@@ -74,10 +74,11 @@ def inbound(loaded: LoadedEstate, host: str) -> list[Opening]:
             ("store", {"sync": listening.SYNC}, addresses([peer])),
         ]
     if host in services.backup.hosts:
-        service, ports = listening.store_ports(estate, StoreRole.BACKUP)
-        sync = ports.pop("sync")
         senders = [member for backed in backed_up_pairs(estate, host) for member in backed.members]
-        openings += [(service, ports, management), (service, {"sync": sync}, addresses(senders))]
+        openings += [
+            ("backup", listening.mailbox_ports(estate, imap_only=True), management),
+            ("backup", {"sync": listening.SYNC}, addresses(senders)),
+        ]
     if host in services.dns.hosts:
         openings.append(("dns", {"dns": listening.DNS}, ANYWHERE))
     if host in services.directory.hosts:
