@@ -83,6 +83,11 @@ def refused(name: str, user: str, password: str) -> bool:
     return not ldap_bind(name, user, password)
 
 
+def ldaps_listening(name: str) -> bool:
+    sockets = host(name).socket
+    return bool(sockets("tcp://0.0.0.0:636").is_listening or sockets("tcp://:::636").is_listening)
+
+
 def eventually(check: Callable[[], bool], seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while not check():
@@ -177,7 +182,7 @@ def test_nobody_reads_or_writes_without_authenticating() -> None:
 def test_only_ldaps_and_the_local_socket_listen() -> None:
     for name in (PROVIDER, REPLICA):
         sockets = host(name).socket
-        assert sockets("tcp://0.0.0.0:636").is_listening or sockets("tcp://:::636").is_listening, name
+        assert ldaps_listening(name), name
         assert not sockets("tcp://0.0.0.0:389").is_listening and not sockets("tcp://:::389").is_listening, name
     with pytest.raises(LDAPException):
         ldap3.Connection(ldap3.Server(address(PROVIDER), port=389, connect_timeout=3), auto_bind=True)
@@ -203,7 +208,9 @@ def test_saslauthd_falls_back_to_the_replica() -> None:
         assert not saslauthd_accepts(user, password + "x")
     finally:
         provider.check_output("systemctl start slapd.service")
-    assert eventually(lambda: ldap_bind(PROVIDER, user, password))
+    # slapd's init script can return before its listener is open.
+    assert eventually(functools.partial(ldaps_listening, PROVIDER))
+    assert ldap_bind(PROVIDER, user, password)
 
 
 def test_no_password_is_kept_on_the_hub() -> None:
