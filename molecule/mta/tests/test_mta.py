@@ -256,6 +256,23 @@ def test_local_users_delivered_to_their_store_pair_by_lmtp(host: Any) -> None:
     assert "router = store" in probe and f"host {_address(stores['bob'])}" in probe, probe
 
 
+def test_every_message_on_a_busy_connection_is_delivered_at_once(host: Any) -> None:
+    """Messages after the 10th on one connection are delivered like the first, not left for
+    the next queue run (Exim's default, smtp_accept_queue_per_connection)."""
+    user = "alice"
+    store, recipient = _store_of(user), f"{user}@{_domain()}"
+    held_back = "grep -c 'no immediate delivery' /var/log/exim4/mainlog || true"
+    before = int(host.check_output(held_back))
+    tokens = [_token() for _ in range(15)]
+    client = _connect()
+    for token in tokens:
+        _send(client, f"sender@{_outside()}", [recipient], _message(token, f"sender@{_outside()}", [recipient]))
+    client.quit()
+    for token in tokens:
+        _arrived(store, "lmtp-2003", recipient, token)
+    assert int(host.check_output(held_back)) == before, _mainlog()
+
+
 def test_mailbox_map_change_needs_no_restart(host: Any) -> None:
     """Moving a user is a new lookup file, swapped by rename; the daemon is not touched."""
     pid = _exim_pid(host)
