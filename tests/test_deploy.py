@@ -913,6 +913,9 @@ def test_a_real_run_is_counted_as_ansible_recaps_it(tmp_path: Path) -> None:
     with pytest.raises(RunFailed) as failure:
         run_playbook(call, SUBJECT, tallies.append)
     assert failure.value.exit_code == 4 and "probe.yml failed on two (failed)" in str(failure.value)
+    # Why, from the run's events: the failed host's reason, and none for the host whose only
+    # failure was ignored.
+    assert "\ntwo: non-zero return code\n" in str(failure.value) and "\none: " not in str(failure.value)
     record = Path(failure.value.summary.record)
     summary = json.loads((record / "summary.json").read_text())
     events = sorted((json.loads(p.read_text()) for p in (record / "job_events").glob("*.json")), key=lambda e: e["counter"])

@@ -45,10 +45,16 @@ def run_playbook(
     import ansible_runner
 
     tally = Tally()
+    # Why each failed or unreachable host failed, from the first such event: the events are
+    # the run's structured record (the text of its output can lose lines).
+    reasons: dict[str, str] = {}
 
     def handle(event: dict[str, Any]) -> bool:
         nonlocal tally
         tally = fold(tally, event)
+        data = event.get("event_data", {})
+        if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            reasons.setdefault(str(data.get("host")), str(data.get("res", {}).get("msg", "")).strip())
         on_progress(tally)
         if on_event is not None:
             on_event(event)
@@ -69,9 +75,10 @@ def run_playbook(
     (artifacts / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     if status != "successful":
         tail = "\n".join(result.stdout.read().strip().splitlines()[-20:])
+        why = "".join(f"{host}: {reasons[host]}\n" for host in failed if reasons.get(host))
         raise RunFailed(
             f"{Path(call.playbook).name} failed on {', '.join(failed) or 'the controller'} ({result.status}); "
-            f"the run's record is in {artifacts}\n{tail}",
+            f"the run's record is in {artifacts}\n{why}{tail}",
             summary,
         )
     return summary
