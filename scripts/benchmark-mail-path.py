@@ -33,7 +33,6 @@ import json
 import os
 import ssl
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -43,7 +42,7 @@ from typing import Any
 
 from hermes.lab import internet
 from hermes.lab.benchmark import benchmark_parser
-from hermes.lab.image import podman_env
+from hermes.lab.podman import podman
 from hermes.lab.vault import read_lab_vault
 from hermes.loader import LoadedEstate, load_estate
 from hermes.paths import LAB_STATE, PROJECT_ROOT
@@ -161,30 +160,22 @@ class Watcher:
         return last
 
 
-def podman(*args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        ["podman", *args], input=stdin, capture_output=True, text=True, env=podman_env(), check=False, timeout=3600
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"benchmark-mail-path: podman {' '.join(args[:3])} exited {result.returncode}: {result.stderr[-2000:]}")
-    return result.stdout
-
-
 def cpu_seconds(hosts: list[str]) -> dict[str, float]:
     """Each container's CPU time so far (its cgroup's usage, as podman reads it)."""
-    usage = dict(line.split() for line in podman("stats", "--no-stream", "--format", "{{.Name}} {{.CPUNano}}").splitlines())
+    usage = dict(
+        line.split() for line in podman("stats", "--no-stream", "--format", "{{.Name}} {{.CPUNano}}").stdout.splitlines()
+    )
     return {host: int(usage[host]) / 1e9 for host in hosts}
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
-    return {"p50": round(statistics.median(values), 2), "p99": round(percentile(values, 0.99), 2), "max": round(max(values), 2)}
+    return {
+        "p50": round(statistics.median(values), 2),
+        "p99": round(statistics.quantiles(values, n=100, method="inclusive")[98], 2) if len(values) > 1 else values[0],
+        "max": round(max(values), 2),
+    }
 
 
 @dataclass(frozen=True)
@@ -228,7 +219,7 @@ def run_once(lab: Lab, path: str, messages: int, connections: int, per_connectio
     hubs = [lab.address(h) for h in sorted(estate.services.mx.hosts)]
     config = json.dumps([hubs, estate.domains.mail, users, run, messages, connections, per_connection])
     started = time.time()
-    records = [json.loads(line) for line in podman("exec", sender, "python3", "-c", _SENDER, config).splitlines()]
+    records = [json.loads(line) for line in podman("exec", sender, "python3", "-c", _SENDER, config).stdout.splitlines()]
     sent = time.time()
     accepted = {f"{run}-{r['n']}": r for r in records if "accepted" in r}
     deadline = time.monotonic() + SETTLE_SECONDS
