@@ -318,3 +318,38 @@ def test_each_switchover_leaves_a_record_done_or_stopped(write_estate: WriteEsta
     assert sorted(d["result"] for d in documents) == ["done", "stopped"]
     [held] = [d for d in documents if d["result"] == "stopped"]
     assert held["held"] is True and [s["step"] for s in held["steps"]] == ["gate", "hold"] and held["who"]
+
+
+def test_a_switchover_checks_the_hosts_before_it_holds_a_failover_after_it_serves(
+    write_estate: WriteEstate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A switchover's users are served until the hold: the hosts' checks (an Ansible run) come
+    first. A failover's users are out since the member died: its confirming deploy checks them."""
+    from hermes.store import failover as failover_module
+    from hermes.store.failover import Failover, failover_plan
+
+    estate = write_estate({})
+    cli = CliRunner()
+    assert cli.invoke(app, ["render", "--estate", str(estate)]).exit_code == 0
+    runs: list[str] = []
+    monkeypatch.setattr(cli_module, "_deployment", lambda *_, **__: None)
+    monkeypatch.setattr(cli_module, "_run", lambda _, title, *__: runs.append(title))
+
+    def switched(loaded: Any, pair: str, *_: object, **__: object) -> Switchover:
+        runs.append("operation")
+        return Switchover(switchover_plan(loaded, pair), [Step("gate", 0.1, "ok")], held_seconds=1.0)
+
+    def failed_over(loaded: Any, pair: str, *_: object, **__: object) -> Failover:
+        runs.append("operation")
+        return Failover(failover_plan(loaded, pair), [Step("gate", 0.1, "ok")], held_seconds=1.0)
+
+    monkeypatch.setattr(switchover_module, "switch", switched)
+    monkeypatch.setattr(failover_module, "fail_over", failed_over)
+    switchover = cli.invoke(app, ["store", "switchover", "cyrus-1", "--lab", "--estate", str(estate)])
+    assert switchover.exit_code == 0, switchover.output
+    limit = switchover_plan(load_estate(estate), "cyrus-1").limit
+    assert runs == [f"checking {limit}", "operation"]
+    runs.clear()
+    failover = cli.invoke(app, ["store", "failover", "cyrus-1", "--lab", "--estate", str(estate)])
+    assert failover.exit_code == 0, failover.output
+    assert runs == ["operation"]

@@ -699,6 +699,16 @@ class _OperationTarget:
     ssh_user: str | None
 
 
+def _operation_record(loaded: LoadedEstate, committed: Path, plan: FlipPlan, estate: Path) -> tuple[dict[str, str], Path]:
+    """Who runs an operation, from which files (its record's head), and where records are kept."""
+    from hermes.deploy import DeployOptions
+    from hermes.summary import run_subject
+
+    subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
+    who = {"who": subject.who, "controller": subject.controller, "estate_file": subject.estate_file.sha256}
+    return who, runs_dir(loaded.estate.name, estate_home(estate.resolve())) / "operations"
+
+
 @dataclass(frozen=True)
 class _Operation:
     """What a pair operation is handed: the estate, its hosts, the flip's deploy, where to
@@ -719,16 +729,18 @@ def _operate(
     *,
     json_output: bool,
     quiet: bool = False,
+    hosts_checked_first: bool = True,
 ) -> PairOperation:
     """A pair operation with deploy's plumbing: the committed render must be current, what the
     flip's deploy needs is checked before anything is touched, the flip records the plan's
     members in the estate file and renders, and the operation leaves a record, done or stopped.
-    ``quiet``: the steps and the record only (the rolling upgrade reports its switchovers itself)."""
+    ``quiet``: the steps and the record only (the rolling upgrade reports its switchovers itself).
+    ``hosts_checked_first``: the hosts' own checks pass before the operation starts; else the
+    confirming deploy runs them, after the release."""
     from hermes.deploy import DeployOptions
     from hermes.precheck import read_target_vault
     from hermes.store.cli import store_runner
     from hermes.store.operation import PRECHECK_TAGS, DeployNotStarted, OperationError, document, record_pair
-    from hermes.summary import run_subject
 
     estate, output = target.estate, target.output
 
@@ -770,14 +782,15 @@ def _operate(
     if diff(committed, files):
         raise StaleRenderError(f"{committed} is stale: render and deploy the estate before a {plan.operation}")
     # What the flip's deploy needs (vault, certificates, SSH, the controller's prechecks and
-    # the hosts' own) is checked now, before the pair is held: the flip skips the latter.
+    # the hosts' own) is checked now, before the pair is held: the flip skips the latter. But
+    # a failover's users are out from the moment the member died, and the hosts' checks are an
+    # Ansible run as long as the flip's (docs/store.md, Failover): there the confirming deploy,
+    # which runs them first on every host it touches, checks the hosts once the pair serves.
     checked = deployment(DeployOptions("site.yml", plan.limit, tags=PRECHECK_TAGS))
-    _run(checked, f"checking {plan.limit}")
+    if hosts_checked_first:
+        _run(checked, f"checking {plan.limit}")
     runner = store_runner({n: str(a) for n, a in loaded.addresses.items()}, lab=target.lab, ssh_user=target.ssh_user or "root")
-    # The operation's record, beside the deploys': who, from which files, every step.
-    subject = run_subject(loaded, committed, DeployOptions(limit=plan.limit))
-    who = {"who": subject.who, "controller": subject.controller, "estate_file": subject.estate_file.sha256}
-    record = runs_dir(loaded.estate.name, estate_home(estate.resolve())) / "operations"
+    who, record = _operation_record(loaded, committed, plan, estate)
     started = _now()
     try:
         report = operate(_Operation(loaded, runner, flip, progress, lambda: read_target_vault(checked.target)))
@@ -882,7 +895,7 @@ def failover_command(
     with reporting():
         if not lab and not fenced:
             raise UsageError("--fenced: on a real estate, power the live member off first and say so (docs/store.md, Failover)")
-        report = _operate(target, pair, failover_plan, operate, json_output=json_output)
+        report = _operate(target, pair, failover_plan, operate, json_output=json_output, hosts_checked_first=False)
     assert isinstance(report, Failover)
     if report.missing and not json_output:
         out.print(_missing_table(f"Delivered to {report.plan.old_live}, not in the live copy", report.missing))
