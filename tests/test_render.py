@@ -64,6 +64,17 @@ def test_placement_map_and_live_members() -> None:
         assert len(cyrus["mailboxes"]) == (sum(1 for p in placement.values() if p == "cyrus-1") if role == "live" else 0)
 
 
+def test_the_lab_target_turns_off_what_the_hubs_would_fetch_from_the_internet() -> None:
+    """A real estate's hubs download ClamAV's signatures and let SpamAssassin query the
+    Internet; the lab target, which has none, overrides each whole value, field for field."""
+    hubs = yaml.safe_load(render_inventory(load_estate(LAB), "x.yml")["group_vars/mx.yml"])
+    lab = yaml.safe_load((PROJECT_ROOT / "inventory" / "lab-target.yml").read_text())
+    assert hubs["hermes_antivirus"] == {"freshclam": True, "eicar_signature": False}
+    assert lab["hermes_antivirus"] == {"freshclam": False, "eicar_signature": True}
+    assert hubs["hermes_spamassassin"] == {"network_tests": True}
+    assert lab["hermes_spamassassin"] == {"network_tests": False}
+
+
 def test_secrets_are_vault_references_only() -> None:
     files = render_inventory(load_estate(ESTATES[0]), "x.yml")
     secrets = yaml.safe_load(files["group_vars/all/secrets.yml"])

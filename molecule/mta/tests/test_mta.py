@@ -554,6 +554,29 @@ def test_a_spam_verdict_is_the_hubs_and_unscanned_mail_is_marked(host: Any) -> N
         host.check_output("timeout 60 sh -c 'until ss -Hltn sport = :783 | grep -q .; do sleep 0.5; done'")
 
 
+def test_spamassassin_asks_the_internet_nothing_from_the_lab(host: Any) -> None:
+    # The lab target turns SpamAssassin's network tests off (inventory/lab-target.yml): its
+    # DNSBL and URIBL lookups would leave the machine. The same scan with the DNSBLs let back
+    # in launches lookups, so a scan that launched any would be seen.
+    message = (
+        "Received: from client.internet.test ([198.51.100.10])\n"
+        "\tby hub with esmtp id x; Thu, 03 Dec 2026 14:10:09 +0000\n"
+        f"From: sender@{_outside()}\nTo: alice@{_domain()}\nSubject: lookups\nMessage-ID: <lookups@x.test>\n\nhello\n"
+    )
+    path = "/tmp/hermes-test-lookups.eml"
+    host.check_output(f"printf %s {shlex.quote(message)} > {path}")
+
+    def lookups(*config: str) -> int:
+        extra = " ".join(shlex.quote(f"--cf={line}") for line in config)
+        scan = host.run(f"spamassassin -D dns {extra} -t < {path} 2>&1 >/dev/null")
+        debug: str = scan.stdout
+        assert scan.rc == 0, debug
+        return debug.count("dns: launching rule")
+
+    assert lookups() == 0
+    assert lookups("skip_rbl_checks 0", "rbl_timeout 2 1") > 0
+
+
 def test_dnsbl_listed_client_refused_and_a_refused_querys_answer_is_not_a_listing(host: Any) -> None:
     listed = _vars()["scenario_dnsbl_listed"]
     assert _address("mta-peer-b") in listed

@@ -8,7 +8,7 @@ Layout (all paths relative to the rendered directory, e.g. inventory/rendered/<e
   group_vars/all/secrets.yml    names of the vault variables that hold secrets
   group_vars/all/directory.yml  hermes_saslauthd: how hubs and stores ask the directory
   group_vars/directory.yml      hermes_directory: the directory's tree and accounts
-  group_vars/mx.yml             the hubs' role facts: hermes_mta, hermes_antivirus
+  group_vars/mx.yml             the hubs' role facts: hermes_mta, hermes_antivirus, hermes_spamassassin
   group_vars/proxy.yml          hermes_proxy: each pair's live member, the listeners
   group_vars/dns.yml            hermes_dns: every zone the DNS hosts serve
   group_vars/lists.yml          hermes_lists: Mailman's domain, the lists and their rosters
@@ -29,6 +29,7 @@ from hermes.loader import LoadedEstate
 from hermes.model import Estate, Role, StorePair
 from hermes.render.roles import (
     Antivirus,
+    SpamAssassinFacts,
     common_facts,
     cyrus_facts,
     directory_facts,
@@ -206,10 +207,11 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
             {f"hermes_{name}": f"{{{{ vault_hermes_{name} }}}}" for name in SECRETS},
         ),
         "group_vars/mx.yml": yaml_file(
-            "The mail hubs' role facts: Exim (hermes_mta) and ClamAV's signatures.",
+            "The mail hubs' role facts: Exim (hermes_mta), ClamAV's signatures, SpamAssassin's network tests.",
             {
                 "hermes_mta": mta_facts(loaded).rendered(),
                 "hermes_antivirus": Antivirus(freshclam=True, eicar_signature=False).rendered(),
+                "hermes_spamassassin": SpamAssassinFacts(network_tests=True).rendered(),
             },
         ),
         "group_vars/all/directory.yml": yaml_file(

@@ -185,6 +185,14 @@ class Antivirus(Facts):
     eicar_signature: bool = fact("(deploy target)", "install a local EICAR-only signature")
 
 
+class SpamAssassinFacts(Facts):
+    """``hermes_spamassassin``, the mail hubs: what SpamAssassin may ask over the Internet. A real
+    estate's hubs use its network tests; the lab target (inventory/lab-target.yml), which has no
+    Internet, overrides this whole value."""
+
+    network_tests: bool = fact("(deploy target)", "query DNSBLs, URIBLs, Razor, Pyzor and DCC while scoring")
+
+
 class SaslauthdFacts(Facts):
     """``hermes_saslauthd``, hubs and store pair members: the directory that checks passwords."""
 
@@ -386,6 +394,7 @@ ROLE_FACTS: dict[str, type[Facts]] = {
     "hermes_precheck": PrecheckFacts,
     "hermes_mta": MtaFacts,
     "hermes_antivirus": Antivirus,
+    "hermes_spamassassin": SpamAssassinFacts,
     "hermes_saslauthd": SaslauthdFacts,
     "hermes_directory": DirectoryFacts,
     "hermes_proxy": ProxyFacts,
