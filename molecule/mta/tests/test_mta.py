@@ -554,6 +554,21 @@ def test_a_spam_verdict_is_the_hubs_and_unscanned_mail_is_marked(host: Any) -> N
         host.check_output("timeout 60 sh -c 'until ss -Hltn sport = :783 | grep -q .; do sleep 0.5; done'")
 
 
+def test_a_line_longer_than_smtp_allows_is_refused_not_bounced() -> None:
+    sender, recipient = f"sender@{_outside()}", f"alice@{_domain()}"
+    client = _connect()
+    # The line is added raw: the email package would encode it shorter.
+    # 999 characters: every transport would refuse it, and the message would bounce.
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail(sender, [recipient], _message(_token(), sender, [recipient]) + b"x" * 999 + b"\n")
+    assert refused.value.smtp_code == 550 and b"a line of 999 characters" in refused.value.smtp_error, refused.value
+    # Control: 998, the most SMTP allows, on the same connection, is delivered with it whole.
+    token = _token()
+    _send(client, sender, [recipient], _message(token, sender, [recipient]) + b"y" * 998 + b"\n")
+    client.quit()
+    assert "y" * 998 in _arrived(_store_of("alice"), "lmtp-2003", recipient, token)
+
+
 def test_spamassassin_asks_the_internet_nothing_from_the_lab(host: Any) -> None:
     # The lab target turns SpamAssassin's network tests off (inventory/lab-target.yml): its
     # DNSBL and URIBL lookups would leave the machine. The same scan with the DNSBLs let back
