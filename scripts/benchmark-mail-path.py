@@ -171,11 +171,9 @@ def cpu_seconds(hosts: list[str]) -> dict[str, float]:
 def spread(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
-    return {
-        "p50": round(statistics.median(values), 2),
-        "p99": round(statistics.quantiles(values, n=100, method="inclusive")[98], 2) if len(values) > 1 else values[0],
-        "max": round(max(values), 2),
-    }
+    # quantiles() needs two values; one value is its own p99.
+    p99 = statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else values[0]
+    return {"p50": round(statistics.median(values), 2), "p99": round(p99, 2), "max": round(max(values), 2)}
 
 
 @dataclass(frozen=True)
