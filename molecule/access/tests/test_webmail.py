@@ -135,13 +135,16 @@ def test_read_mail_that_came_through_the_hub(browser: WebDriver) -> None:
     screenshot(browser, "message-list")
 
     def opened(driver: WebDriver) -> bool:
-        # Roundcube may redraw the list (its refresh) between finding the row and the click.
         driver.find_element(*listed).click()
         return True
 
-    WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(opened)
-    WebDriverWait(browser, WAIT).until(expected_conditions.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
-    WebDriverWait(browser, WAIT).until(lambda d: body in d.find_element(By.TAG_NAME, "body").text)
+    # Roundcube redraws as it goes: the list at its refresh, between finding the row and the
+    # click; the preview frame's page when the message loads into it, between finding its body
+    # and reading the text. Either leaves an element stale: look again, until WAIT.
+    redrawn = WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    redrawn.until(opened)
+    redrawn.until(expected_conditions.frame_to_be_available_and_switch_to_it((By.ID, "messagecontframe")))
+    redrawn.until(lambda d: body in d.find_element(By.TAG_NAME, "body").text)
     browser.switch_to.default_content()
     screenshot(browser, "message")
 
