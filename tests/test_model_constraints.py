@@ -101,6 +101,46 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "is the hosts' domain",
     ),
     (
+        "routed-domain-is-a-managed-domain",
+        {"domains.routed": [{"name": "ucs.lab.test", "servers": ["mx.eng.cam.example"]}]},
+        {"domains.routed": [{"name": "eng.cam.example", "servers": ["mx.eng.cam.example"]}]},
+        "domains.routed[0].name",
+        "is a managed domain",
+    ),
+    (
+        "routed-domain-in-an-estate-zone",
+        {"domains.routed": [{"name": "eng.hermes.lab.test", "servers": ["mx.eng.cam.example"]}]},
+        {"domains.routed": [{"name": "eng.hermes-lab.example", "servers": ["mx.eng.cam.example"]}]},
+        "domains.routed[0].name",
+        "is in 'hermes.lab.test', a zone of the estate",
+    ),
+    (
+        "routed-server-is-an-estate-host",
+        {"domains.routed": [{"name": "eng.cam.example", "servers": ["mx.eng.cam.example", "ppsw-1.lab.test"]}]},
+        {"domains.routed": [{"name": "eng.cam.example", "servers": ["mx.eng.cam.example", "ppsw-1.eng.cam.example"]}]},
+        "domains.routed[0].servers[1]",
+        "is in 'lab.test', a zone of the estate",
+    ),
+    (
+        "routed-domain-twice",
+        {"domains.routed": [{"name": "eng.cam.example", "servers": ["mx.eng.cam.example"]}] * 2},
+        {
+            "domains.routed": [
+                {"name": "eng.cam.example", "servers": ["mx.eng.cam.example"]},
+                {"name": "cup.cam.example", "servers": ["mx.eng.cam.example"]},
+            ]
+        },
+        "domains.routed",
+        "routed domain 'eng.cam.example' is defined more than once",
+    ),
+    (
+        "routed-server-twice",
+        {"domains.routed": [{"name": "eng.cam.example", "servers": ["mx.eng.cam.example"] * 2}]},
+        {"domains.routed": [{"name": "eng.cam.example", "servers": ["mx.eng.cam.example", "mx2.eng.cam.example"]}]},
+        "domains.routed[0].servers",
+        "servers listed twice: mx.eng.cam.example",
+    ),
+    (
         "alias-to-unknown-local-part",
         {"domains.managed[0].aliases.help": ["nobody@ucs.lab.test"]},
         {"domains.managed[0].aliases.help": ["tony.finch@ucs.lab.test"]},

@@ -27,6 +27,11 @@ def test_hermes_2007_has_the_seeds_numbers() -> None:
     assert len(loaded.accounts) == 37_600
     assert len(estate.hosts) == 30
     assert len(estate.domains.managed) == 198
+    # Seed 003's 63 departmental email servers, each a routed domain (seed 001: eng, cup, and
+    # admin and mole, whose @cam addresses do not reach Hermes), none of them a managed domain.
+    routed = {d.name for d in estate.domains.routed}
+    assert len(routed) == 63 and {"eng.cam.ac.uk", "cup.cam.ac.uk", "admin.cam.ac.uk", "mole.cam.ac.uk"} <= routed
+    assert not routed & {d.name for d in estate.domains.managed}
     assert {str(h.storage.raid) for h in estate.hosts if h.storage and "store" in h.roles} == {"raid10"}
     assert estate.services.backup.hosts
     assert int(estate.policies.message_size_limit) == 25_000_000

@@ -41,6 +41,7 @@ def unique_names(estate: Estate, accounts: Accounts) -> list[Problem]:
         *_unique("hosts", (h.name for h in estate.hosts), "host name"),
         *_unique("services.store_pairs", (p.name for p in estate.services.store_pairs), "store pair"),
         *_unique("domains.managed", (d.name for d in estate.domains.managed), "managed domain"),
+        *_unique("domains.routed", (d.name for d in estate.domains.routed), "routed domain"),
         *_unique("services.mx.relay_networks", (r.name for r in estate.services.mx.relay_networks), "relay network"),
         *_unique("management_networks", (n.name for n in estate.management_networks), "management network"),
     ]
@@ -365,6 +366,46 @@ def domain_roles(estate: Estate, accounts: Accounts) -> list[Problem]:
     for i, domain in enumerate(domains.managed):
         if domain.name == domains.hosts:
             problems.append(Problem(f"domains.managed[{i}].name", f"{domain.name!r} is the hosts' domain (domains.hosts)"))
+    return problems + routed_domains(estate)
+
+
+def _zone_of(name: str, zones: Iterable[str]) -> str | None:
+    """The innermost of ``zones`` that ``name`` is in, if any."""
+    holding = [zone for zone in zones if name == zone or name.endswith(f".{zone}")]
+    return max(holding, key=len, default=None)
+
+
+def routed_domains(estate: Estate) -> list[Problem]:
+    """A routed domain and its servers are outside every zone the estate's DNS serves. The
+    domain's MX records are the department's to publish, which it cannot do in the estate's
+    zones; a server there would be an estate host (the hubs relaying to themselves) or a name
+    that does not exist."""
+    domains = estate.domains
+    own = {
+        domains.hosts: "the hosts' domain (domains.hosts)",
+        domains.mail: "the accounts' domain (domains.mail)",
+        estate.services.lists.domain: "the lists' domain (services.lists.domain)",
+        **{d.name: "a managed domain (domains.managed): its addresses are aliases the hubs resolve" for d in domains.managed},
+    }
+    problems = []
+    for i, domain in enumerate(domains.routed):
+        if domain.name in own:
+            problems.append(Problem(f"domains.routed[{i}].name", f"{domain.name!r} is {own[domain.name]}"))
+        elif (zone := _zone_of(domain.name, own)) is not None:
+            problems.append(
+                Problem(
+                    f"domains.routed[{i}].name",
+                    f"{domain.name!r} is in {zone!r}, a zone of the estate: its MX records would be the estate's to publish",
+                )
+            )
+        for j, server in enumerate(domain.servers):
+            if (zone := _zone_of(server, own)) is not None:
+                problems.append(
+                    Problem(
+                        f"domains.routed[{i}].servers[{j}]",
+                        f"{server!r} is in {zone!r}, a zone of the estate: a routed domain's servers are the department's own",
+                    )
+                )
     return problems
 
 

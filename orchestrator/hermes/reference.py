@@ -27,7 +27,7 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
 
 ## Rules across objects
 
-- Names of sites, networks, hosts, store pairs, managed domains and relay networks are unique;
+- Names of sites, networks, hosts, store pairs, managed and routed domains and relay networks are unique;
   no two hosts share an address; pinned addresses lie inside their network and are not its
   network, broadcast or gateway address. Unpinned hosts get a stable address derived from their
   name (pin one to make it permanent).
@@ -53,6 +53,9 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
   to where it started.
 - The hosts', accounts' and lists' domains are three different domains, and no managed domain is
   the hosts', accounts' or lists' domain.
+- A routed domain, and each of its servers, lies outside every zone the estate serves (the
+  hosts', accounts', lists' and managed domains): the department publishes the domain's MX, and
+  its servers are its own.
 - No account takes a reserved name: the role addresses (postmaster, abuse, hostmaster,
   webmaster, noc, security), mailer-daemon, root, the stores' service accounts and ACL
   identities (cyrus, anyone, anonymous, and each pair's replication account, sync-<pair>) or

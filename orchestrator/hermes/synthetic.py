@@ -9,8 +9,10 @@ hosts. The same scale always gives the same files.
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
+from collections.abc import Iterator
 from typing import Any
 
 # Rough share of first-name initials, which decide a CRSID's first letter.
@@ -175,8 +177,24 @@ def _balanced_letter_ranges(names: list[str], pairs: list[str]) -> dict[str, str
     return ranges
 
 
-def _domains(count: int, rng: random.Random, users: list[str]) -> list[dict[str, Any]]:
+def _domain_labels() -> Iterator[str]:
+    """Departments' and colleges' labels, numbered once the real ones run out; ucs is the seeds'."""
     names = [*_DEPARTMENTS, *_COLLEGES]
+    for serial in itertools.count():
+        base = names[serial % len(names)]
+        label = base if serial < len(names) else f"{base}{serial // len(names)}"
+        if label != "ucs":
+            yield label
+
+
+def _domains(managed: int, routed: int, rng: random.Random, users: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The first ``routed`` departments run their own mail servers (eng, cup, admin, mole: seed
+    001's "non-CS domains" and its @cam addresses that do not reach Hermes), the hubs their MX;
+    the rest, ucs first, are managed mail domains of aliases."""
+    labels = _domain_labels()
+    own_servers = [
+        {"name": f"{label}.cam.ac.uk", "servers": [f"mx.{label}.cam.ac.uk"]} for label in itertools.islice(labels, routed)
+    ]
     domains: list[dict[str, Any]] = [
         {
             "name": "ucs.cam.ac.uk",
@@ -188,16 +206,10 @@ def _domains(count: int, rng: random.Random, users: list[str]) -> list[dict[str,
             },
         }
     ]
-    serial = 0
-    while len(domains) < count:
-        base = names[serial % len(names)]
-        label = base if serial < len(names) else f"{base}{serial // len(names)}"
-        serial += 1
-        if label == "ucs":
-            continue
+    for label in itertools.islice(labels, managed - 1):
         aliases = {role: sorted(rng.sample(users, rng.randint(1, 2))) for role in ("postmaster", "webmaster", "enquiries")}
         domains.append({"name": f"{label}.cam.ac.uk", "aliases": aliases})
-    return domains
+    return {"managed": domains, "routed": own_servers}
 
 
 def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
@@ -255,7 +267,8 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
         "domains": {
             "hosts": "csi.cam.ac.uk",
             "mail": MAIL_DOMAIN,
-            "managed": _domains(198 * scale, rng, users),
+            # Seed 003: 63 departmental email servers.
+            **_domains(198 * scale, 63 * scale, rng, users),
             "role_addresses": {"postmaster": users[:2], "abuse": users[2:4]},
         },
         "sites": sites,

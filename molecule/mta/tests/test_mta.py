@@ -188,14 +188,17 @@ def _arrived(peer: str, sink: str, recipient: str, token: str, timeout: float = 
         time.sleep(0.5)
 
 
-def _arrived_outside(token: str, timeout: float = 30) -> None:
-    """Waits for the message containing token at the outside domain's MX (the lab's Internet side)."""
+def _arrived_outside(token: str, timeout: float = 30, copies: int = 1) -> str:
+    """The copies of the message containing token as the outside domain's MX (the lab's
+    Internet side) stored them, one per recipient with its Envelope-to: header, waiting for
+    ``copies`` of them; fails after timeout."""
     outside = testinfra.get_host("podman://internet-mx")
     deadline = time.monotonic() + timeout
-    while outside.run(f"grep -rlF {shlex.quote(token)} /var/mail/internet").rc != 0:
+    while len(found := outside.run(f"grep -rlF {shlex.quote(token)} /var/mail/internet").stdout.split()) < copies:
         if time.monotonic() > deadline:
-            pytest.fail(f"{token} never reached the outside MX\n{_mainlog()}")
+            pytest.fail(f"{token} reached the outside MX {len(found)} times, not {copies}\n{_mainlog()}")
         time.sleep(0.5)
+    return "".join(str(outside.file(path).content_string) for path in found)
 
 
 def _not_arrived(peer: str, sink: str, recipient: str, token: str) -> bool:
@@ -365,6 +368,71 @@ def test_unknown_recipients_refused_at_rcpt(host: Any) -> None:
         code, text = _rcpt(client, address)
         assert code == 550, (address, code, text)
     client.quit()
+
+
+def _routed() -> tuple[str, str]:
+    """The scenario's routed domain and its first server's name (the Internet side's MX)."""
+    [(domain, [server, *_])] = _policy("routed_domains").items()
+    assert server in _vars()["scenario_routed_servers"]
+    return domain, server
+
+
+def test_a_routed_domains_mail_goes_to_its_own_server_for_the_users_it_has(host: Any) -> None:
+    """From the Internet, a departmental domain's mail is relayed to the department's server
+    (its postmaster's too: the role addresses are the estate's domains' only); a recipient
+    that server refuses is refused at RCPT, not accepted and bounced; a domain that is neither
+    the estate's nor routed is not relayed."""
+    domain, server = _routed()
+    assert f"host {server} [{_vars()['scenario_outside_mx']}]" in host.check_output(f"exim4 -bt someone@{domain}")
+    sender = f"sender@{_outside()}"
+    token = _token()
+    recipients = [f"user-{token[:8]}@{domain}", f"postmaster@{domain}"]
+    client = _connect()
+    assert client.mail(sender)[0] == 250
+    code, text = _rcpt(client, f"no-such-{token[:8]}@{domain}")
+    assert code == 550 and "no such user here" in text, (code, text)
+    code, text = _rcpt(client, f"user@not-routed.{_outside()}")
+    assert code == 550 and "Relay not permitted" in text, (code, text)
+    client.rset()
+    _send(client, sender, recipients, _message(token, sender, recipients))
+    client.quit()
+    delivered = _arrived_outside(token, copies=len(recipients))
+    for recipient in recipients:
+        assert recipient in delivered, delivered
+
+
+def test_a_routed_domains_mail_waits_while_its_server_is_down(host: Any) -> None:
+    """A backup MX's reason to be: the department's server unreachable, its mail is accepted
+    (no callout answer is no refusal), queued, never bounced, and delivered once it is back.
+    The hub's own table (not the estate's firewall, inet hermes) refuses its SMTP to the server."""
+    domain, _ = _routed()
+    server = _vars()["scenario_outside_mx"]
+    recipient = f"user-{_token()[:8]}@{domain}"
+    token = _token()
+    host.check_output(
+        "nft -f - <<'EOF'\n"
+        "table inet scenario_down {\n"
+        "  chain output {\n"
+        "    type filter hook output priority 0;\n"
+        f"    ip daddr {server} tcp dport 25 reject with tcp reset\n"
+        "  }\n"
+        "}\n"
+        "EOF"
+    )
+    try:
+        client = _connect()
+        _send(client, f"sender@{_outside()}", [recipient], _message(token, f"sender@{_outside()}", [recipient]))
+        client.quit()
+        deadline = time.monotonic() + 30
+        while "==" not in host.run(f"grep -F {shlex.quote(recipient)} /var/log/exim4/mainlog").stdout:
+            assert time.monotonic() < deadline, _mainlog()
+            time.sleep(0.5)
+        assert recipient in host.check_output("exim4 -bp")
+        assert testinfra.get_host("podman://internet-mx").run(f"grep -rlF {shlex.quote(token)} /var/mail/internet").rc != 0
+    finally:
+        host.check_output("nft delete table inet scenario_down")
+    # No forced queue run: the server's retry rule tries it again at the next queue run.
+    assert recipient in _arrived_outside(token, timeout=60)
 
 
 @pytest.mark.parametrize(

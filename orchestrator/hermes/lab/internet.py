@@ -3,8 +3,10 @@ outside mail exchanger, so the estate can be used as the world uses it.
 
 * ``internet-client`` (:data:`CLIENT`): sends as a stranger would, from an address in no relay
   network. Its resolver is the Internet's.
-* ``internet-mx`` (:data:`MX`): the Internet's mail exchanger for ``internet.test`` (Exim,
-  accepting every message into one Maildir, :data:`SINK_MAILDIR`) and the Internet's resolver
+* ``internet-mx`` (:data:`MX`): the Internet's mail exchanger for ``internet.test``, and the
+  mail server of any domain a test routes to it (Exim, accepting every message into one
+  Maildir, :data:`SINK_MAILDIR`, but refusing, as a server refuses a user it does not have,
+  every recipient whose local part begins :data:`NO_SUCH_USER`) and the Internet's resolver
   (dnsmasq): it answers for ``internet.test``, sends each estate's zones to that estate's DNS
   hosts as a delegation would (one file per estate), and everything else to podman's
   resolver, which asks this machine's. The lab estate names it as its DNS forwarder.
@@ -40,6 +42,8 @@ CLIENT = ("internet-client", "198.51.100.10")
 MX = ("internet-mx", "198.51.100.25")
 # Where the outside MX keeps every message it accepted, one file each (Maildir).
 SINK_MAILDIR = "/var/mail/internet"
+# The local parts the outside MX refuses at RCPT (550), for tests of what the estate does then.
+NO_SUCH_USER = "no-such-"
 IMAGE_REPOSITORY = "localhost/hermes-internet"
 PACKAGES = ("dnsmasq", "exim4-daemon-light")
 
@@ -57,13 +61,21 @@ COPY internet.conf /etc/dnsmasq.d/internet.conf
 # Debian's Exim reads /etc/exim4/exim4.conf, when it exists, instead of its generated one.
 EXIM_CONF = f"""\
 # hermes lab: the Internet's mail exchanger. Accepts every message for any address into
-# {SINK_MAILDIR}, so tests can count what the estate sent out. Written by hermesctl lab up.
+# {SINK_MAILDIR}, so tests can count what the estate sent out, but for a local part that
+# begins {NO_SUCH_USER}: a user this server does not have. Written by hermesctl lab up.
 primary_hostname = mx.{DOMAIN}
-acl_smtp_rcpt = accept
+acl_smtp_rcpt = check_rcpt
 host_lookup =
 rfc1413_hosts =
 never_users = root
 keep_environment =
+
+begin acl
+
+check_rcpt:
+  deny    local_parts = ^{NO_SUCH_USER}
+          message = no such user here
+  accept
 
 begin routers
 

@@ -42,6 +42,29 @@ class ManagedDomain(StrictModel):
         return aliases
 
 
+class RoutedDomain(StrictModel):
+    """A department's or college's domain with its own mail server (eng, cup, ...): the hubs are
+    its MX, primary or backup as its zone says (seed 001: "MX service for incoming email
+    (primary & backup)"). They take its mail for any recipient its server takes, scan it, and
+    relay it there, keeping it queued while the server is down."""
+
+    name: DomainName
+    servers: list[DomainName] = Field(
+        min_length=1,
+        max_length=8,
+        description="the domain's own mail servers (host names), in the order the hubs try them; the hubs ask "
+        "the first that answers whether a recipient exists before they accept mail for it",
+    )
+
+    @field_validator("servers")
+    @classmethod
+    def _servers_once(cls, servers: list[str]) -> list[str]:
+        repeated = sorted({s for s in servers if servers.count(s) > 1})
+        if repeated:
+            raise ValueError(f"servers listed twice: {', '.join(repeated)}")
+        return servers
+
+
 class RoleAddresses(StrictModel):
     """Who reads the role addresses every mail domain of the estate answers (RFC 5321 §4.5.1,
     RFC 2142): <role>@ the accounts' domain, each managed domain (unless it aliases that local
@@ -62,5 +85,11 @@ class RoleAddresses(StrictModel):
 class Domains(StrictModel):
     hosts: DomainName = Field(description="domain of the hosts' names, e.g. csi.cam.ac.uk")
     mail: DomainName = Field(description="domain of the accounts' addresses, e.g. hermes.cam.ac.uk")
-    managed: list[ManagedDomain] = Field(default_factory=list, description="departments' domains routed by the hub")
+    managed: list[ManagedDomain] = Field(
+        default_factory=list, description="departments' domains run by the hubs: each address an alias (Managed Mail Domains)"
+    )
+    routed: list[RoutedDomain] = Field(
+        default_factory=list,
+        description="departments' and colleges' domains with their own mail servers, which the hubs relay their mail to",
+    )
     role_addresses: RoleAddresses = Field(description="postmaster, abuse and the other RFC 2142 addresses of every domain")

@@ -129,6 +129,11 @@ class MtaFacts(Facts):
     managed_domains: dict[str, dict[str, list[str]]] = fact(
         "domains.managed[].name, .aliases", "managed domain -> lower-cased local part -> targets"
     )
+    routed_domains: dict[str, list[str]] = fact(
+        "domains.routed[].name, .servers",
+        "routed domain -> its own mail servers, in the order to try them: its mail is relayed there, and a "
+        "recipient is accepted only if the server takes it",
+    )
     role_addresses: dict[str, list[str]] = fact(
         "domains.role_addresses", "postmaster, abuse, ... -> targets, answered in every domain (defaults filled in)"
     )
@@ -432,6 +437,7 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
         managed_domains={
             d.name: {local.lower(): list(targets) for local, targets in d.aliases.items()} for d in estate.domains.managed
         },
+        routed_domains={d.name: list(d.servers) for d in estate.domains.routed},
         role_addresses=estate.domains.role_addresses.resolved(),
         lists_domain=estate.services.lists.domain,
         lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
