@@ -17,6 +17,10 @@ from tests.conftest import WriteEstate
 # The lab's list, as list cases that add another list keep it.
 LIST = {"name": "cs-unix-support", "owners": ["dpc22"], "members": ["dpc22", "fanf2", "ph10"]}
 
+# A routed domain, and a long form for the lab's managed domain, as cases build on them.
+ENG = {"name": "eng.cam.example", "servers": ["mx.eng.cam.example"]}
+UCS_LONG = {"domains.managed[0].long_forms": ["ucs.cam.example"]}
+
 # (id, the refused edit, the accepted edit next to it, expected path, expected words)
 CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
     (
@@ -139,6 +143,53 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         {"domains.routed": [{"name": "eng.cam.example", "servers": ["mx.eng.cam.example", "mx2.eng.cam.example"]}]},
         "domains.routed[0].servers",
         "servers listed twice: mx.eng.cam.example",
+    ),
+    (
+        "long-form-is-another-domain",
+        {"domains.managed[0].long_forms": ["lists.lab.test"]},
+        {"domains.managed[0].long_forms": ["university-computing-service.lab.test"]},
+        "domains.managed[0].long_forms[0]",
+        "'lists.lab.test' is already services.lists.domain",
+    ),
+    (
+        "long-form-twice",
+        {
+            "domains.managed[0].long_forms": ["ucs.cam.example"],
+            "domains.routed": [{**ENG, "long_forms": ["ucs.cam.example"]}],
+        },
+        {
+            "domains.managed[0].long_forms": ["ucs.cam.example"],
+            "domains.routed": [{**ENG, "long_forms": ["engineering.cam.example"]}],
+        },
+        "domains.routed[0].long_forms[0]",
+        "'ucs.cam.example' is already domains.managed[0].long_forms[0]",
+    ),
+    (
+        "routed-long-form-is-a-managed-long-form-zone",
+        {
+            "domains.managed[0].long_forms": ["ucs.cam.example"],
+            "domains.routed": [{**ENG, "long_forms": ["eng.ucs.cam.example"]}],
+        },
+        {
+            "domains.managed[0].long_forms": ["ucs.cam.example"],
+            "domains.routed": [{**ENG, "long_forms": ["eng.ucs-x.cam.example"]}],
+        },
+        "domains.routed[0].long_forms[0]",
+        "is in 'ucs.cam.example', a zone of the estate",
+    ),
+    (
+        "alias-loop-through-a-long-form",
+        {**UCS_LONG, "domains.managed[0].aliases.help": ["help@ucs.cam.example"]},
+        {**UCS_LONG, "domains.managed[0].aliases.help": ["tony.finch@ucs.cam.example"]},
+        "domains.managed[0].aliases.help",
+        "an alias loop",
+    ),
+    (
+        "alias-to-unknown-local-part-of-a-long-form",
+        {**UCS_LONG, "domains.managed[0].aliases.help": ["nobody@ucs.cam.example"]},
+        {**UCS_LONG, "domains.managed[0].aliases.help": ["mail-support@ucs.cam.example"]},
+        "domains.managed[0].aliases.help",
+        "ucs.cam.example has no alias 'nobody'",
     ),
     (
         "alias-to-unknown-local-part",

@@ -218,6 +218,31 @@ def test_role_addresses_default_to_postmasters(write_estate) -> None:  # type: i
     assert mta["role_addresses"]["hostmaster"] == ["fanf2"]
 
 
+def test_a_long_form_is_its_domain_to_the_hubs_and_the_dns(write_estate) -> None:  # type: ignore[no-untyped-def]
+    """A managed domain's long form answers its aliases and gets its own zone with the MX; a
+    routed domain's is relayed to its servers and, like the domain, gets no zone."""
+    given = load_estate(
+        write_estate(
+            {
+                "domains.managed[0].long_forms": ["university-computing-service.cam.example"],
+                "domains.routed": [
+                    {"name": "eng.cam.example", "servers": ["mx.eng.cam.example"], "long_forms": ["engineering.cam.example"]}
+                ],
+            }
+        )
+    )
+    files = render_inventory(given, "x.yml")
+    mta = yaml.safe_load(files["group_vars/mx.yml"])["hermes_mta"]
+    managed = given.estate.domains.managed[0].name
+    assert mta["managed_domains"]["university-computing-service.cam.example"] == mta["managed_domains"][managed]
+    assert mta["managed_domains"][managed]["tony.finch"] == ["fanf2"]
+    assert mta["routed_domains"] == {"eng.cam.example": ["mx.eng.cam.example"], "engineering.cam.example": ["mx.eng.cam.example"]}
+    dns = yaml.safe_load(files["group_vars/dns.yml"])["hermes_dns"]
+    assert {managed, "university-computing-service.cam.example"} <= set(dns["mail_domains"])
+    assert "university-computing-service.cam.example" in dns["zones"]
+    assert not {"eng.cam.example", "engineering.cam.example"} & (set(dns["mail_domains"]) | set(dns["zones"]))
+
+
 def test_proxy_sends_each_pair_to_its_live_member(write_estate) -> None:  # type: ignore[no-untyped-def]
     def proxy(loaded: LoadedEstate) -> dict[str, Any]:
         return dict(yaml.safe_load(render_inventory(loaded, "x.yml")["group_vars/proxy.yml"])["hermes_proxy"])

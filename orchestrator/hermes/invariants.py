@@ -8,6 +8,7 @@ at once, and a pair is only a hot spare if it survives what takes the master.
 
 from __future__ import annotations
 
+import itertools
 import string
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -385,19 +386,21 @@ def routed_domains(estate: Estate) -> list[Problem]:
         domains.hosts: "the hosts' domain (domains.hosts)",
         domains.mail: "the accounts' domain (domains.mail)",
         estate.services.lists.domain: "the lists' domain (services.lists.domain)",
-        **{d.name: "a managed domain (domains.managed): its addresses are aliases the hubs resolve" for d in domains.managed},
+        **{
+            name: "a managed domain (domains.managed): its addresses are aliases the hubs resolve"
+            for d in domains.managed
+            for name in d.names
+        },
     }
     problems = []
     for i, domain in enumerate(domains.routed):
-        if domain.name in own:
-            problems.append(Problem(f"domains.routed[{i}].name", f"{domain.name!r} is {own[domain.name]}"))
-        elif (zone := _zone_of(domain.name, own)) is not None:
-            problems.append(
-                Problem(
-                    f"domains.routed[{i}].name",
-                    f"{domain.name!r} is in {zone!r}, a zone of the estate: its MX records would be the estate's to publish",
-                )
-            )
+        paths = [f"domains.routed[{i}].name", *(f"domains.routed[{i}].long_forms[{j}]" for j in range(len(domain.long_forms)))]
+        for path, name in zip(paths, domain.names, strict=True):
+            if name in own:
+                problems.append(Problem(path, f"{name!r} is {own[name]}"))
+            elif (zone := _zone_of(name, own)) is not None:
+                why = "its MX records would be the estate's to publish"
+                problems.append(Problem(path, f"{name!r} is in {zone!r}, a zone of the estate: {why}"))
         for j, server in enumerate(domain.servers):
             if (zone := _zone_of(server, own)) is not None:
                 problems.append(
@@ -409,9 +412,41 @@ def routed_domains(estate: Estate) -> list[Problem]:
     return problems
 
 
+def _managed_aliases(estate: Estate) -> dict[str, dict[str, list[str]]]:
+    """Every name of each managed domain, its long forms too -> lower-cased local part -> targets."""
+    return {
+        name: {local.lower(): targets for local, targets in d.aliases.items()} for d in estate.domains.managed for name in d.names
+    }
+
+
+def long_forms(estate: Estate, accounts: Accounts) -> list[Problem]:
+    """A long form is a name no other domain of the estate has: the hubs would not know which
+    one it is."""
+    domains = estate.domains
+    named = {
+        domains.hosts: "domains.hosts",
+        domains.mail: "domains.mail",
+        estate.services.lists.domain: "services.lists.domain",
+        **{d.name: f"domains.managed[{i}].name" for i, d in enumerate(domains.managed)},
+        **{d.name: f"domains.routed[{i}].name" for i, d in enumerate(domains.routed)},
+    }
+    managed = ((f"domains.managed[{i}]", d.long_forms) for i, d in enumerate(domains.managed))
+    routed = ((f"domains.routed[{i}]", d.long_forms) for i, d in enumerate(domains.routed))
+    problems = []
+    for domain, long_forms in itertools.chain(managed, routed):
+        for j, name in enumerate(long_forms):
+            path = f"{domain}.long_forms[{j}]"
+            if name in named:
+                problems.append(Problem(path, f"{name!r} is already {named[name]}"))
+            else:
+                named[name] = path
+    return problems
+
+
 def aliases(estate: Estate, accounts: Accounts) -> list[Problem]:
     """Every alias target exists, and no chain of aliases comes back to where it started."""
-    managed = {d.name: {local.lower(): targets for local, targets in d.aliases.items()} for d in estate.domains.managed}
+    managed = _managed_aliases(estate)
+    canonical = {name: d.name for d in estate.domains.managed for name in d.names}
     problems = []
     for i, domain in enumerate(estate.domains.managed):
         if domain.name in (estate.domains.mail, estate.services.lists.domain):
@@ -419,7 +454,7 @@ def aliases(estate: Estate, accounts: Accounts) -> list[Problem]:
         for local, targets in domain.aliases.items():
             path = f"domains.managed[{i}].aliases.{local}"
             problems.extend(_missing_targets(estate, accounts, managed, path, targets))
-            if _loops(managed, f"{local.lower()}@{domain.name}"):
+            if _loops(managed, f"{local.lower()}@{domain.name}", canonical):
                 problems.append(Problem(path, "its targets lead back to it (an alias loop)"))
     roles = estate.domains.role_addresses
     for role in type(roles).model_fields:
@@ -479,7 +514,7 @@ def mailing_lists(estate: Estate, accounts: Accounts) -> list[Problem]:
         for i, m in enumerate(lists)
         if m.name in roles
     ]
-    managed = {d.name: {local.lower(): targets for local, targets in d.aliases.items()} for d in estate.domains.managed}
+    managed = _managed_aliases(estate)
     for i, mailing_list in enumerate(lists):
         for field in ("owners", "members"):
             path = f"services.lists.lists[{i}].{field}"
@@ -500,15 +535,16 @@ def mailing_lists(estate: Estate, accounts: Accounts) -> list[Problem]:
     return problems
 
 
-def _loops(managed: Mapping[str, Mapping[str, list[str]]], start: str) -> bool:
-    """Whether following managed-domain aliases from ``start`` reaches ``start`` again."""
+def _loops(managed: Mapping[str, Mapping[str, list[str]]], start: str, canonical: Mapping[str, str]) -> bool:
+    """Whether following managed-domain aliases from ``start`` reaches ``start`` again; a long
+    form is its domain (``canonical``: every name -> the domain's name)."""
     seen: set[str] = set()
     stack = [start]
     while stack:
         local, _, domain = stack.pop().partition("@")
         for target in managed.get(domain, {}).get(local, []):
             user, _, where = target.partition("@")
-            address = f"{user.lower()}@{where}"
+            address = f"{user.lower()}@{canonical.get(where, where)}"
             if address == start:
                 return True
             if where in managed and address not in seen:
@@ -533,6 +569,7 @@ CHECKS: tuple[Check, ...] = (
     quotas,
     reserved_names,
     domain_roles,
+    long_forms,
     aliases,
 )
 

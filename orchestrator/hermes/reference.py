@@ -48,14 +48,15 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
 - Every quota, `policies.quota.default` and each override, lies between
   `policies.message_size_limit` and `policies.quota.maximum`.
 - Alias targets exist: a target without `@` is an account; an address in the accounts' domain
-  names an account; an address in a managed domain names an alias there (case-insensitive); one
+  names an account; an address in a managed domain (or a long form of one) names an alias there (case-insensitive); one
   in the lists' domain names a list; none is in the hosts' domain; no chain of aliases leads back
   to where it started.
 - The hosts', accounts' and lists' domains are three different domains, and no managed domain is
   the hosts', accounts' or lists' domain.
-- A routed domain, and each of its servers, lies outside every zone the estate serves (the
-  hosts', accounts', lists' and managed domains): the department publishes the domain's MX, and
-  its servers are its own.
+- A routed domain, its long forms and each of its servers lie outside every zone the estate
+  serves (the hosts', accounts', lists' and managed domains and their long forms): the
+  department publishes the domain's MX, and its servers are its own.
+- A long form is no other domain's name or long form.
 - No account takes a reserved name: the role addresses (postmaster, abuse, hostmaster,
   webmaster, noc, security), mailer-daemon, root, the stores' service accounts and ACL
   identities (cyrus, anyone, anonymous, and each pair's replication account, sync-<pair>) or

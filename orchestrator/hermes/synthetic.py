@@ -143,6 +143,8 @@ _COLLEGES = (
     "trinhall",
     "wolfson",
 )
+# Seed 001's long-form domains: "quns / queens".
+_LONG_FORMS = {"quns": ["queens"]}
 MAIL_DOMAIN = "hermes.cam.ac.uk"
 
 
@@ -192,9 +194,12 @@ def _domains(managed: int, routed: int, rng: random.Random, users: list[str]) ->
     001's "non-CS domains" and its @cam addresses that do not reach Hermes), the hubs their MX;
     the rest, ucs first, are managed mail domains of aliases."""
     labels = _domain_labels()
-    own_servers = [
-        {"name": f"{label}.cam.ac.uk", "servers": [f"mx.{label}.cam.ac.uk"]} for label in itertools.islice(labels, routed)
-    ]
+
+    def named(label: str) -> dict[str, Any]:
+        long_forms = [f"{long}.cam.ac.uk" for long in _LONG_FORMS.get(label, [])]
+        return {"name": f"{label}.cam.ac.uk", **({"long_forms": long_forms} if long_forms else {})}
+
+    own_servers = [{**named(label), "servers": [f"mx.{label}.cam.ac.uk"]} for label in itertools.islice(labels, routed)]
     domains: list[dict[str, Any]] = [
         {
             "name": "ucs.cam.ac.uk",
@@ -208,7 +213,7 @@ def _domains(managed: int, routed: int, rng: random.Random, users: list[str]) ->
     ]
     for label in itertools.islice(labels, managed - 1):
         aliases = {role: sorted(rng.sample(users, rng.randint(1, 2))) for role in ("postmaster", "webmaster", "enquiries")}
-        domains.append({"name": f"{label}.cam.ac.uk", "aliases": aliases})
+        domains.append({**named(label), "aliases": aliases})
     return {"managed": domains, "routed": own_servers}
 
 

@@ -312,7 +312,11 @@ def test_managed_domain_aliases_and_lists(host: Any) -> None:
     recipients = ["Tony.Finch@ucs.test", "mail-support@ucs.test", "unix-support@ucs.test", "announce@lists.hermes.test"]
     client = _connect()
     _send(client, sender, recipients, _message(token, sender, recipients))
+    # The domain's long form is the domain: the same alias, to the same user.
+    long_form, alias = _token(), ["tony.finch@computing-service.test"]
+    _send(client, sender, alias, _message(long_form, sender, alias))
     client.quit()
+    _arrived(_store_of("alice"), "lmtp-2003", f"alice@{_domain()}", long_form)
     _arrived(_store_of("alice"), "lmtp-2003", f"alice@{_domain()}", token)
     _arrived(_store_of("bob"), "lmtp-2003", f"bob@{_domain()}", token)
     lists_host = RENDERED.get_hosts("lists")[0]
@@ -370,23 +374,25 @@ def test_unknown_recipients_refused_at_rcpt(host: Any) -> None:
     client.quit()
 
 
-def _routed() -> tuple[str, str]:
-    """The scenario's routed domain and its first server's name (the Internet side's MX)."""
-    [(domain, [server, *_])] = _policy("routed_domains").items()
+def _routed() -> tuple[list[str], str]:
+    """The scenario's routed domain, its name and long form (sorted), and their first server's
+    name (the Internet side's MX)."""
+    routed: dict[str, list[str]] = _policy("routed_domains")
+    [[server, *_]] = {tuple(servers) for servers in routed.values()}
     assert server in _vars()["scenario_routed_servers"]
-    return domain, server
+    return sorted(routed), server
 
 
 def test_a_routed_domains_mail_goes_to_its_own_server_for_the_users_it_has(host: Any) -> None:
     """From the Internet, a departmental domain's mail is relayed to the department's server
     (its postmaster's too: the role addresses are the estate's domains' only); a recipient
     that server refuses is refused at RCPT, not accepted and bounced; a domain that is neither
-    the estate's nor routed is not relayed."""
-    domain, server = _routed()
+    the estate's nor routed is not relayed. Its long form is relayed alike."""
+    [domain, long_form], server = _routed()
     assert f"host {server} [{_vars()['scenario_outside_mx']}]" in host.check_output(f"exim4 -bt someone@{domain}")
     sender = f"sender@{_outside()}"
     token = _token()
-    recipients = [f"user-{token[:8]}@{domain}", f"postmaster@{domain}"]
+    recipients = [f"user-{token[:8]}@{domain}", f"postmaster@{domain}", f"user-{token[:8]}@{long_form}"]
     client = _connect()
     assert client.mail(sender)[0] == 250
     code, text = _rcpt(client, f"no-such-{token[:8]}@{domain}")
@@ -405,7 +411,7 @@ def test_a_routed_domains_mail_waits_while_its_server_is_down(host: Any) -> None
     """A backup MX's reason to be: the department's server unreachable, its mail is accepted
     (no callout answer is no refusal), queued, never bounced, and delivered once it is back.
     The hub's own table (not the estate's firewall, inet hermes) refuses its SMTP to the server."""
-    domain, _ = _routed()
+    [domain, *_], _ = _routed()
     server = _vars()["scenario_outside_mx"]
     recipient = f"user-{_token()[:8]}@{domain}"
     token = _token()

@@ -21,10 +21,24 @@ def qualified(target: str, mail_domain: str) -> str:
     return target if "@" in target else f"{target}@{mail_domain}"
 
 
+LONG_FORMS_DESCRIPTION = (
+    "the domain's other names, e.g. queens.cam.ac.uk for quns.cam.ac.uk (seed 001's long-form domains): "
+    "mail to any of them is mail to the domain"
+)
+
+
+def _once(names: list[str], what: str) -> list[str]:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} listed twice: {', '.join(repeated)}")
+    return names
+
+
 class ManagedDomain(StrictModel):
     """A department's domain run by the hub, e.g. ucs: Tony.Finch@ucs -> fanf2@hermes."""
 
     name: DomainName
+    long_forms: list[DomainName] = Field(default_factory=list, description=LONG_FORMS_DESCRIPTION)
     aliases: dict[LocalPart, list[Target]] = Field(
         default_factory=dict, description="local part -> usernames or full addresses it delivers to"
     )
@@ -41,6 +55,16 @@ class ManagedDomain(StrictModel):
             raise ValueError(f"aliases without targets: {', '.join(empty)}")
         return aliases
 
+    @field_validator("long_forms")
+    @classmethod
+    def _long_forms_once(cls, long_forms: list[str]) -> list[str]:
+        return _once(long_forms, "long forms")
+
+    @property
+    def names(self) -> list[str]:
+        """The domain's name and its long forms: the hubs answer each alike."""
+        return [self.name, *self.long_forms]
+
 
 class RoutedDomain(StrictModel):
     """A department's or college's domain with its own mail server (eng, cup, ...): the hubs are
@@ -55,14 +79,24 @@ class RoutedDomain(StrictModel):
         description="the domain's own mail servers (host names), in the order the hubs try them; the hubs ask "
         "the first that answers whether a recipient exists before they accept mail for it",
     )
+    long_forms: list[DomainName] = Field(
+        default_factory=list, description=LONG_FORMS_DESCRIPTION + ", relayed to the same servers, which take them too"
+    )
 
     @field_validator("servers")
     @classmethod
     def _servers_once(cls, servers: list[str]) -> list[str]:
-        repeated = sorted({s for s in servers if servers.count(s) > 1})
-        if repeated:
-            raise ValueError(f"servers listed twice: {', '.join(repeated)}")
-        return servers
+        return _once(servers, "servers")
+
+    @field_validator("long_forms")
+    @classmethod
+    def _long_forms_once(cls, long_forms: list[str]) -> list[str]:
+        return _once(long_forms, "long forms")
+
+    @property
+    def names(self) -> list[str]:
+        """The domain's name and its long forms: the hubs relay each alike."""
+        return [self.name, *self.long_forms]
 
 
 class RoleAddresses(StrictModel):

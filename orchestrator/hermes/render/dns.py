@@ -80,8 +80,9 @@ def mail_exchangers(estate: Estate) -> list[dict[str, Any]]:
 
 
 def mail_domains(estate: Estate) -> list[str]:
-    """The zones that carry the mail exchangers: accounts', lists' and managed domains, sorted."""
-    domains = {estate.domains.mail, estate.services.lists.domain, *(d.name for d in estate.domains.managed)}
+    """The zones that carry the mail exchangers: accounts', lists' and managed domains (their
+    long forms too), sorted."""
+    domains = {estate.domains.mail, estate.services.lists.domain, *(n for d in estate.domains.managed for n in d.names)}
     return sorted(domains)
 
 

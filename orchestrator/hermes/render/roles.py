@@ -127,12 +127,13 @@ class MtaFacts(Facts):
 
     mail_domain: str = fact("domains.mail", "the accounts' mail domain")
     managed_domains: dict[str, dict[str, list[str]]] = fact(
-        "domains.managed[].name, .aliases", "managed domain -> lower-cased local part -> targets"
+        "domains.managed[].name, .long_forms, .aliases",
+        "managed domain, and each long form of one -> lower-cased local part -> targets",
     )
     routed_domains: dict[str, list[str]] = fact(
-        "domains.routed[].name, .servers",
-        "routed domain -> its own mail servers, in the order to try them: its mail is relayed there, and a "
-        "recipient is accepted only if the server takes it",
+        "domains.routed[].name, .long_forms, .servers",
+        "routed domain, and each long form of one -> its own mail servers, in the order to try them: its mail is "
+        "relayed there, and a recipient is accepted only if the server takes it",
     )
     role_addresses: dict[str, list[str]] = fact(
         "domains.role_addresses", "postmaster, abuse, ... -> targets, answered in every domain (defaults filled in)"
@@ -376,7 +377,8 @@ class DnsFacts(Facts):
         "services.mx.hosts", "the MX set of every mail domain, once: each hub's FQDN (an address record, never a CNAME)"
     )
     mail_domains: list[str] = fact(
-        "domains.mail, domains.managed[].name, services.lists.domain", "the zones that carry the mail exchangers"
+        "domains.mail, domains.managed[].name, .long_forms, services.lists.domain",
+        "the zones that carry the mail exchangers",
     )
     zones: dict[str, list[dict[str, Any]]] = fact(
         "hosts[], services.{mx,proxy,webmail,lists}.hosts, services.store_pairs[].live, placement.letters, policies.smtp_ttl",
@@ -435,9 +437,11 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
     return MtaFacts(
         mail_domain=estate.domains.mail,
         managed_domains={
-            d.name: {local.lower(): list(targets) for local, targets in d.aliases.items()} for d in estate.domains.managed
+            name: {local.lower(): list(targets) for local, targets in d.aliases.items()}
+            for d in estate.domains.managed
+            for name in d.names
         },
-        routed_domains={d.name: list(d.servers) for d in estate.domains.routed},
+        routed_domains={name: list(d.servers) for d in estate.domains.routed for name in d.names},
         role_addresses=estate.domains.role_addresses.resolved(),
         lists_domain=estate.services.lists.domain,
         lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
