@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write the synthetic Hermes-2007 estate (or a scaled copy) and its accounts file.
+"""Write the synthetic Hermes-2007 estate (or a scaled copy) and the files beside it (its
+accounts, @cam's forwarding table).
 
 scripts/generate-synthetic-estate.py                      # inventory/estates/hermes-2007.yml
 scripts/generate-synthetic-estate.py --scale 10 --out DIR # benchmark estates
@@ -23,12 +24,13 @@ HEADER = """\
 
 
 def write(scale: int, out: Path) -> Path:
-    estate, accounts = hermes_2007(scale)
+    estate, files = hermes_2007(scale)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{estate['name']}.yml"
     text = yaml.dump(estate, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, width=120)
     path.write_text(HEADER.format(scale=scale) + text, encoding="utf-8")
-    (out / estate["accounts"]).write_text(accounts, encoding="utf-8")
+    for name, content in files.items():
+        (out / name).write_text(content, encoding="utf-8")
     return path
 
 

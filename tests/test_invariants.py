@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from hermes.accounts import parse_accounts
 from hermes.errors import EstateError
 from hermes.loader import load_estate
 from tests.conftest import WriteEstate
@@ -155,7 +156,7 @@ CASES: list[tuple[str, dict[str, Any], str | None, str, str]] = [
         "more than the 0.9 GB usable on each member",
     ),
     ("quota-above-maximum", {}, "fanf2 2GB\n", "accounts", "above policies.quota.maximum"),
-    ("accounts-bad-line", {}, "Fanf2\n", "accounts (lab.accounts:1)", "is not 'username [quota]'"),
+    ("accounts-bad-line", {}, "Fanf2\n", "accounts (lab.accounts:1)", "is not 'username [quota] [shared]'"),
     ("accounts-duplicate", {}, "fanf2\nfanf2\n", "accounts (lab.accounts:2)", "listed twice"),
     (
         "alias-unknown-user",
@@ -226,3 +227,11 @@ def test_override_moves_a_user(write_estate: WriteEstate) -> None:
     assert loaded.placement["fanf2"] == "cyrus-2"
     assert loaded.placement["dpc22"] == "cyrus-1"
     assert loaded.placement["rjd4"] == "cyrus-2"
+
+
+def test_a_shared_account_is_marked_after_its_quota() -> None:
+    accounts, shared, problems = parse_accounts("confide shared\nteam 1GB shared\nfanf2 1GB\n", "x.accounts")
+    assert accounts == {"confide": None, "team": 1_000_000_000, "fanf2": 1_000_000_000}
+    assert (shared, problems) == ({"confide", "team"}, [])
+    _, shared, problems = parse_accounts("team shared 1GB\n", "x.accounts")
+    assert not shared and [p.path for p in problems] == ["accounts (x.accounts:1)"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -836,3 +837,43 @@ def test_reserved_names_are_not_accounts(write_estate: WriteEstate) -> None:
         "accounts: user 'postmaster' is a reserved name (RFC 5321 requires it in every mail domain)",
         "accounts: user 'sync-cyrus-2' is a reserved name (the replication account of store pair 'cyrus-2')",
     ]
+
+
+def _forwarding(write_estate: WriteEstate, table: str, name: str = "cam.lab.example") -> Path:
+    estate = write_estate({"domains.forwarding": [{"name": name, "table": "cam.forwards"}]})
+    (estate.parent / "cam.forwards").write_text(table)
+    return estate
+
+
+@pytest.mark.parametrize(
+    ("refused", "accepted", "words"),
+    [
+        ("help: nobody\n", "help: fanf2\n", "target 'nobody' is not in the accounts file"),
+        ("help: nobody@ucs.lab.test\n", "help: tony.finch@ucs.lab.test\n", "ucs.lab.test has no alias 'nobody'"),
+        ("postmaster: fanf2\n", "postmasters: fanf2\n", "'postmaster' is a role address"),
+        ("fanf2: fanf2@cam.lab.example\n", "fanf2: fanf2@admin.cam.example\n", "forwards to a forwarding domain"),
+        ("fanf2: fanf2\nfanf2: dpc22\n", "fanf2: fanf2\ndpc22: dpc22\n", "local part 'fanf2' is listed twice"),
+        ("Fanf2: fanf2\n", "fanf2: fanf2 # a comment\n", "is not 'local-part: target'"),
+        # The lab's confide is a shared account (lab.accounts); forwarding to it is anyone's choice.
+        ("confide: confide\n", "fanf2: confide\n", "'confide' is a shared account"),
+    ],
+    ids=["unknown-account", "unknown-alias", "role-address", "forwarding-loop", "twice", "syntax", "shared-account"],
+)
+def test_a_forwarding_table_leads_where_mail_is_read(write_estate: WriteEstate, refused: str, accepted: str, words: str) -> None:
+    loaded = load_estate(_forwarding(write_estate, accepted))
+    assert loaded.forwards["cam.lab.example"]
+    with pytest.raises(EstateError) as caught:
+        load_estate(_forwarding(write_estate, refused))
+    assert any(p.path.startswith("domains.forwarding[0].table") and words in p.message for p in caught.value.problems), (
+        caught.value.problems
+    )
+
+
+def test_a_forwarding_domain_is_outside_the_estates_zones_and_no_other_domain(write_estate: WriteEstate) -> None:
+    load_estate(_forwarding(write_estate, "fanf2: fanf2\n", name="cam.lab.example"))
+    for name, words in (("ucs.lab.test", "is already domains.managed[0].name"), ("cam.hermes.lab.test", "a zone of the estate")):
+        with pytest.raises(EstateError) as caught:
+            load_estate(_forwarding(write_estate, "fanf2: fanf2\n", name=name))
+        assert any(p.path == "domains.forwarding[0].name" and words in p.message for p in caught.value.problems), (
+            caught.value.problems
+        )

@@ -16,9 +16,11 @@ ESTATES = PROJECT_ROOT / "inventory" / "estates"
 
 
 def test_committed_estate_is_current() -> None:
-    estate, accounts = hermes_2007(1)
+    estate, files = hermes_2007(1)
     assert yaml.safe_load((ESTATES / "hermes-2007.yml").read_text()) == estate
-    assert (ESTATES / "hermes-2007.accounts").read_text() == accounts
+    assert set(files) == {"hermes-2007.accounts", "hermes-2007.cam-forwards"}
+    for name, text in files.items():
+        assert (ESTATES / name).read_text() == text, name
 
 
 def test_hermes_2007_has_the_seeds_numbers() -> None:
@@ -32,6 +34,10 @@ def test_hermes_2007_has_the_seeds_numbers() -> None:
     routed = {d.name for d in estate.domains.routed}
     assert len(routed) == 63 and {"eng.cam.ac.uk", "cup.cam.ac.uk", "admin.cam.ac.uk", "mole.cam.ac.uk"} <= routed
     assert not routed & {d.name for d in estate.domains.managed}
+    # Seed 001: confide is a shared account, with no @cam address; fanf2 has one (fanf2@cam).
+    assert loaded.shared_accounts == {"confide"}
+    [cam] = estate.domains.forwarding
+    assert cam.name == "cam.ac.uk" and "confide" not in loaded.forwards["cam.ac.uk"]
     assert {str(h.storage.raid) for h in estate.hosts if h.storage and "store" in h.roles} == {"raid10"}
     assert estate.services.backup.hosts
     assert int(estate.policies.message_size_limit) == 25_000_000
@@ -42,10 +48,11 @@ def test_hermes_2007_has_the_seeds_numbers() -> None:
 def test_the_backup_server_holds_every_pair(tmp_path: Path) -> None:
     # Seed 003's "8TB backup server" (24 disks) could not hold the 9.68 TB of quota the eight
     # pairs commit; the shelf of disks it grew (36) can.
-    estate, accounts = hermes_2007(1)
+    estate, files = hermes_2007(1)
     (backup,) = (h for h in estate["hosts"] if "backup" in h["roles"])
     assert backup["storage"]["disks"] == 36
-    (tmp_path / estate["accounts"]).write_text(accounts)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
     path = tmp_path / "hermes-2007.yml"
     path.write_text(yaml.safe_dump(estate))
     assert load_estate(path).estate.services.backup.hosts == [backup["name"]]

@@ -377,10 +377,10 @@ def _zone_of(name: str, zones: Iterable[str]) -> str | None:
 
 
 def routed_domains(estate: Estate) -> list[Problem]:
-    """A routed domain and its servers are outside every zone the estate's DNS serves. The
-    domain's MX records are the department's to publish, which it cannot do in the estate's
-    zones; a server there would be an estate host (the hubs relaying to themselves) or a name
-    that does not exist."""
+    """A routed or forwarding domain, and a routed domain's servers, are outside every zone the
+    estate's DNS serves. The domain's MX records are the department's (or the University's) to
+    publish, which they cannot do in the estate's zones; a server there would be an estate host
+    (the hubs relaying to themselves) or a name that does not exist."""
     domains = estate.domains
     own = {
         domains.hosts: "the hosts' domain (domains.hosts)",
@@ -392,15 +392,19 @@ def routed_domains(estate: Estate) -> list[Problem]:
             for name in d.names
         },
     }
+    outside = itertools.chain(
+        ((f"domains.routed[{i}].name", d.name) for i, d in enumerate(domains.routed)),
+        ((f"domains.routed[{i}].long_forms[{j}]", n) for i, d in enumerate(domains.routed) for j, n in enumerate(d.long_forms)),
+        ((f"domains.forwarding[{i}].name", d.name) for i, d in enumerate(domains.forwarding)),
+    )
     problems = []
+    for path, name in outside:
+        if name in own:
+            problems.append(Problem(path, f"{name!r} is {own[name]}"))
+        elif (zone := _zone_of(name, own)) is not None:
+            why = "its MX records would be the estate's to publish"
+            problems.append(Problem(path, f"{name!r} is in {zone!r}, a zone of the estate: {why}"))
     for i, domain in enumerate(domains.routed):
-        paths = [f"domains.routed[{i}].name", *(f"domains.routed[{i}].long_forms[{j}]" for j in range(len(domain.long_forms)))]
-        for path, name in zip(paths, domain.names, strict=True):
-            if name in own:
-                problems.append(Problem(path, f"{name!r} is {own[name]}"))
-            elif (zone := _zone_of(name, own)) is not None:
-                why = "its MX records would be the estate's to publish"
-                problems.append(Problem(path, f"{name!r} is in {zone!r}, a zone of the estate: {why}"))
         for j, server in enumerate(domain.servers):
             if (zone := _zone_of(server, own)) is not None:
                 problems.append(
@@ -420,8 +424,8 @@ def _managed_aliases(estate: Estate) -> dict[str, dict[str, list[str]]]:
 
 
 def long_forms(estate: Estate, accounts: Accounts) -> list[Problem]:
-    """A long form is a name no other domain of the estate has: the hubs would not know which
-    one it is."""
+    """A long form, or a forwarding domain, is a name no other domain of the estate has: the
+    hubs would not know which one it is."""
     domains = estate.domains
     named = {
         domains.hosts: "domains.hosts",
@@ -430,16 +434,17 @@ def long_forms(estate: Estate, accounts: Accounts) -> list[Problem]:
         **{d.name: f"domains.managed[{i}].name" for i, d in enumerate(domains.managed)},
         **{d.name: f"domains.routed[{i}].name" for i, d in enumerate(domains.routed)},
     }
-    managed = ((f"domains.managed[{i}]", d.long_forms) for i, d in enumerate(domains.managed))
-    routed = ((f"domains.routed[{i}]", d.long_forms) for i, d in enumerate(domains.routed))
+    others = itertools.chain(
+        ((f"domains.managed[{i}].long_forms[{j}]", n) for i, d in enumerate(domains.managed) for j, n in enumerate(d.long_forms)),
+        ((f"domains.routed[{i}].long_forms[{j}]", n) for i, d in enumerate(domains.routed) for j, n in enumerate(d.long_forms)),
+        ((f"domains.forwarding[{i}].name", d.name) for i, d in enumerate(domains.forwarding)),
+    )
     problems = []
-    for domain, long_forms in itertools.chain(managed, routed):
-        for j, name in enumerate(long_forms):
-            path = f"{domain}.long_forms[{j}]"
-            if name in named:
-                problems.append(Problem(path, f"{name!r} is already {named[name]}"))
-            else:
-                named[name] = path
+    for path, name in others:
+        if name in named:
+            problems.append(Problem(path, f"{name!r} is already {named[name]}"))
+        else:
+            named[name] = path
     return problems
 
 
@@ -532,6 +537,30 @@ def mailing_lists(estate: Estate, accounts: Accounts) -> list[Problem]:
         problems.append(
             Problem("policies.ports.smtp.enabled", "Mailman sends the lists' mail through the hubs' smtp port: enable it")
         )
+    return problems
+
+
+def forwarding_tables(
+    estate: Estate, accounts: Accounts, shared: frozenset[str], forwards: Mapping[str, Mapping[str, str]]
+) -> list[Problem]:
+    """Every forwarding table's target is somewhere mail is read: an account, an existing alias
+    or list, an outside address; never another forwarding address (mail could go round). No
+    table answers for a role address, which the estate's own role addresses answer, or gives a
+    shared account an address (seed 001: they "do not have an equivalent @cam address")."""
+    managed = _managed_aliases(estate)
+    forwarding = {d.name for d in estate.domains.forwarding}
+    roles = set(type(estate.domains.role_addresses).model_fields)
+    problems = []
+    for i, domain in enumerate(estate.domains.forwarding):
+        path = f"domains.forwarding[{i}].table"
+        for local, target in forwards.get(domain.name, {}).items():
+            if local in roles:
+                problems.append(Problem(path, f"{local!r} is a role address, answered by domains.role_addresses"))
+            if local in shared:
+                problems.append(Problem(path, f"{local!r} is a shared account (accounts): it has no address here"))
+            if target.partition("@")[2] in forwarding:
+                problems.append(Problem(path, f"{local}: {target} forwards to a forwarding domain: mail could go round"))
+            problems.extend(_missing_targets(estate, accounts, managed, f"{path} ({local})", [target]))
     return problems
 
 

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from hermes.accounts import Accounts, read_accounts
 from hermes.addressing import allocate_addresses
 from hermes.errors import EstateError, Problem
-from hermes.invariants import CHECKS, check_capacity, dns_forwarders, management_networks
+from hermes.forwards import Forwards, read_forwards
+from hermes.invariants import CHECKS, check_capacity, dns_forwarders, forwarding_tables, management_networks
 from hermes.model import Estate
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -55,6 +56,9 @@ class LoadedEstate:
     accounts: Accounts
     addresses: Mapping[str, netaddr.IPAddress]
     placement: Mapping[str, str] = field(repr=False)  # user -> store pair
+    # forwarding domain -> its table (local part -> target)
+    forwards: Mapping[str, Forwards] = field(default_factory=dict, repr=False)
+    shared_accounts: frozenset[str] = frozenset()
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -111,15 +115,20 @@ def load_estate(path: Path) -> LoadedEstate:
     except (OSError, UnicodeDecodeError) as error:
         raise EstateError(label, [Problem("", f"cannot read {path}: {getattr(error, 'strerror', None) or error}")]) from None
     estate = parse_estate(text, label)
-    accounts, problems = read_accounts(path.parent / estate.accounts)
+    accounts, shared_accounts, problems = read_accounts(path.parent / estate.accounts)
+    forwards: dict[str, Forwards] = {}
+    for i, domain in enumerate(estate.domains.forwarding):
+        forwards[domain.name], table_problems = read_forwards(path.parent / domain.table, f"domains.forwarding[{i}].table")
+        problems += table_problems
     addresses, address_problems = allocate_addresses(estate.networks, estate.hosts)
     problems += address_problems + dns_forwarders(estate, addresses) + management_networks(estate, addresses)
     for check in CHECKS:
         problems += check(estate, accounts)
+    problems += forwarding_tables(estate, accounts, shared_accounts, forwards)
     if problems:
         raise EstateError(label, problems)
     placement = estate.placement.place(accounts)
     problems = check_capacity(estate, accounts, placement)
     if problems:
         raise EstateError(label, problems)
-    return LoadedEstate(estate, path, accounts, addresses, placement)
+    return LoadedEstate(estate, path, accounts, addresses, placement, forwards, shared_accounts)

@@ -56,7 +56,11 @@ honour (`docs/role-facts.md` follows each field to the role variable and templat
 - A routed domain, its long forms and each of its servers lie outside every zone the estate
   serves (the hosts', accounts', lists' and managed domains and their long forms): the
   department publishes the domain's MX, and its servers are its own.
-- A long form is no other domain's name or long form.
+- A long form, or a forwarding domain, is no other domain's name or long form; a forwarding
+  domain lies outside every zone the estate serves, as a routed domain does.
+- A forwarding table (`domains.forwarding[].table`) names each local part once, no role address
+  and no shared account (the accounts file's `shared`), and each target exists as an alias
+  target must, outside every forwarding domain.
 - No account takes a reserved name: the role addresses (postmaster, abuse, hostmaster,
   webmaster, noc, security), mailer-daemon, root, the stores' service accounts and ACL
   identities (cyrus, anyone, anonymous, and each pair's replication account, sync-<pair>) or

@@ -52,6 +52,8 @@ _INITIALS = dict(
 )
 # Real names from the seeds, so aliases such as Tony.Finch -> fanf2 resolve.
 _SEED_USERS = ("fanf2", "dpc22", "ph10", "confide", "cs-unix-support")
+# Seed 001: "confide@hermes - shared accounts".
+_SHARED_ACCOUNTS = frozenset({"confide"})
 # The seeds' list: the Unix support team, run by dpc22.
 _CS_UNIX_SUPPORT = {"name": "cs-unix-support", "owners": ["dpc22"], "members": ["dpc22", "fanf2", "ph10"]}
 _DEPARTMENTS = (
@@ -217,9 +219,24 @@ def _domains(managed: int, routed: int, rng: random.Random, users: list[str]) ->
     return {"managed": domains, "routed": own_servers}
 
 
-def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
-    """The estate (as data for the estate file) and the accounts file text."""
+def _cam_forwards(users: list[str], routed: list[str], rng: random.Random) -> str:
+    """@cam's table (seed 001: "fanf2@cam - forwarding set up on Jackdaw"): a few people send
+    theirs to their department's own server, and people with no Hermes account at all have an
+    @cam address that reaches their department ("Many @cam addresses do not redirect to Hermes
+    accounts, e.g. users @admin or @mole")."""
+    personal = sorted(set(users) - _SHARED_ACCOUNTS)
+    away = {user: f"{user}@{rng.choice(routed)}" for user in rng.sample(personal, len(users) // 50)}
+    known = set(users)
+    elsewhere = {user: f"{user}@{rng.choice(routed)}" for user in usernames(len(users) // 20, seed=2010) if user not in known}
+    lines = "".join(f"{local}: {target}\n" for local, target in sorted({**away, **elsewhere}.items()))
+    return "# @cam forwarding (synthetic): local part: where its person chose; an account not listed, to itself\n" + lines
+
+
+def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], dict[str, str]]:
+    """The estate (as data for the estate file) and the files beside it: file name -> text (the
+    accounts, @cam's forwarding table)."""
     rng = random.Random(scale)
+    name = "hermes-2007" if scale == 1 else f"hermes-2007-x{scale}"
     users = usernames(37_600 * scale)
     pair_count, mx_count, webmail_count = 8 * scale, 6 * scale, 3 * scale
     pairs = [f"cyrus-{i + 1}" for i in range(pair_count)]
@@ -264,8 +281,8 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
     if pair_count > 26:
         extra = rng.sample(users, len(users) // 100)
         overrides.update({user: pairs[26 + rng.randrange(pair_count - 26)] for user in sorted(extra)})
-    estate = {
-        "name": "hermes-2007" if scale == 1 else f"hermes-2007-x{scale}",
+    estate: dict[str, Any] = {
+        "name": name,
         "description": "Hermes as the 2007 talks describe it: 37,600 accounts, 30 servers, RAID10 store pairs."
         if scale == 1
         else f"Synthetic estate: Hermes 2007 at {scale}x, for benchmarks.",
@@ -274,6 +291,7 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
             "mail": MAIL_DOMAIN,
             # Seed 003: 63 departmental email servers.
             **_domains(198 * scale, 63 * scale, rng, users),
+            "forwarding": [{"name": "cam.ac.uk", "table": f"{name}.cam-forwards"}],
             "role_addresses": {"postmaster": users[:2], "abuse": users[2:4]},
         },
         "sites": sites,
@@ -301,7 +319,7 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
             "directory": {"hosts": pool("dns-")[:2]},
         },
         "placement": {"letters": _balanced_letter_ranges(users, pairs), "overrides": overrides},
-        "accounts": f"{'hermes-2007' if scale == 1 else f'hermes-2007-x{scale}'}.accounts",
+        "accounts": f"{name}.accounts",
         "policies": {
             "quota": {"default": "250MB", "maximum": "1GB", "warning_percent": 90},
             "message_size_limit": "25MB",
@@ -316,5 +334,9 @@ def hermes_2007(scale: int = 1) -> tuple[dict[str, Any], str]:
         },
     }
     upgraded = set(rng.sample(users, len(users) // 100))
-    accounts = "".join(f"{u} 1GB\n" if u in upgraded else f"{u}\n" for u in users)
-    return estate, "# Accounts of Hermes 2007 (synthetic usernames): username [quota override]\n" + accounts
+    accounts = "".join(f"{u}{' 1GB' if u in upgraded else ''}{' shared' if u in _SHARED_ACCOUNTS else ''}\n" for u in users)
+    routed = [domain["name"] for domain in estate["domains"]["routed"]]
+    return estate, {
+        f"{name}.accounts": "# Accounts of Hermes 2007 (synthetic usernames): username [quota override] [shared]\n" + accounts,
+        f"{name}.cam-forwards": _cam_forwards(users, routed, rng),
+    }

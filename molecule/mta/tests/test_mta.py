@@ -325,10 +325,10 @@ def test_managed_domain_aliases_and_lists(host: Any) -> None:
 
 
 def test_role_addresses_answer_in_every_domain(host: Any) -> None:
-    """postmaster@ and abuse@ (RFC 5321 §4.5.1, RFC 2142) of the mail, managed and lists domains
+    """postmaster@ and abuse@ (RFC 5321 §4.5.1, RFC 2142) of the mail, managed, forwarding and lists domains
     reach the estate's targets (not Mailman); a near miss is refused."""
     roles: dict[str, list[str]] = _policy("role_addresses")
-    domains = [_domain(), *_policy("managed_domains"), _policy("lists_domain")]
+    domains = [_domain(), *_policy("managed_domains"), *_policy("forwarding_domains"), _policy("lists_domain")]
     sender = f"sender@{_outside()}"
     for domain in domains:
         for role in ("postmaster", "abuse"):
@@ -372,6 +372,29 @@ def test_unknown_recipients_refused_at_rcpt(host: Any) -> None:
         code, text = _rcpt(client, address)
         assert code == 550, (address, code, text)
     client.quit()
+
+
+def test_a_forwarding_domains_addresses_go_where_their_people_chose(host: Any) -> None:
+    """@cam: an address goes where its person chose, to a department's server say; an account
+    that chose nothing to itself; a shared account, or a name that is neither an account nor
+    in the table, has no address there (refused at RCPT)."""
+    [(domain, table)] = _policy("forwarding_domains").items()
+    shared = set(_policy("shared_accounts"))
+    [away] = table
+    home = next(user for user in sorted(_vars()["hermes_placement"]) if user not in table and user not in shared)
+    sender = f"sender@{_outside()}"
+    client = _connect()
+    assert client.mail(sender)[0] == 250
+    for local in (*shared, f"nobody-{_token()[:8]}"):
+        code, text = _rcpt(client, f"{local}@{domain}")
+        assert code == 550, (local, code, text)
+    client.rset()
+    token = _token()
+    recipients = [f"{home}@{domain}", f"{away}@{domain}"]
+    _send(client, sender, recipients, _message(token, sender, recipients))
+    client.quit()
+    _arrived(_store_of(home), "lmtp-2003", f"{home}@{_domain()}", token)
+    assert f"Envelope-to: {table[away]}" in _arrived_outside(token)
 
 
 def _routed() -> tuple[list[str], str]:

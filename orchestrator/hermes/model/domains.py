@@ -99,6 +99,21 @@ class RoutedDomain(StrictModel):
         return [self.name, *self.long_forms]
 
 
+class ForwardingDomain(StrictModel):
+    """The University's own domain (seed 001's @cam): each person's address forwards where they
+    chose. The table lists the choices; a personal account it does not list forwards to the
+    account itself; a shared account has no address here ("Shared accounts on Hermes do not
+    have an equivalent @cam address"), nor has any other name the table does not list."""
+
+    name: DomainName
+    table: str = Field(
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="the forwarding table, relative to the estate file: one 'local-part: target' per line, the "
+        "target a username of the accounts' domain or a full address (the user administration's export of "
+        "people's choices; a personal account not listed forwards to itself)",
+    )
+
+
 class RoleAddresses(StrictModel):
     """Who reads the role addresses every mail domain of the estate answers (RFC 5321 §4.5.1,
     RFC 2142): <role>@ the accounts' domain, each managed domain (unless it aliases that local
@@ -125,5 +140,8 @@ class Domains(StrictModel):
     routed: list[RoutedDomain] = Field(
         default_factory=list,
         description="departments' and colleges' domains with their own mail servers, which the hubs relay their mail to",
+    )
+    forwarding: list[ForwardingDomain] = Field(
+        default_factory=list, description="domains whose every address forwards where its person chose (@cam)"
     )
     role_addresses: RoleAddresses = Field(description="postmaster, abuse and the other RFC 2142 addresses of every domain")

@@ -135,6 +135,14 @@ class MtaFacts(Facts):
         "routed domain, and each long form of one -> its own mail servers, in the order to try them: its mail is "
         "relayed there, and a recipient is accepted only if the server takes it",
     )
+    forwarding_domains: dict[str, dict[str, str]] = fact(
+        "domains.forwarding[].name, .table",
+        "forwarding domain -> local part -> its one target (a username of the mail domain or an address): the "
+        "people's choices; a personal account not listed forwards to itself, any other local part has no address",
+    )
+    shared_accounts: list[str] = fact(
+        "accounts (shared)", "accounts several people use, sorted: none has an address in a forwarding domain"
+    )
     role_addresses: dict[str, list[str]] = fact(
         "domains.role_addresses", "postmaster, abuse, ... -> targets, answered in every domain (defaults filled in)"
     )
@@ -442,6 +450,8 @@ def mta_facts(loaded: LoadedEstate) -> MtaFacts:
             for name in d.names
         },
         routed_domains={name: list(d.servers) for d in estate.domains.routed for name in d.names},
+        forwarding_domains={name: dict(sorted(table.items())) for name, table in sorted(loaded.forwards.items())},
+        shared_accounts=sorted(loaded.shared_accounts),
         role_addresses=estate.domains.role_addresses.resolved(),
         lists_domain=estate.services.lists.domain,
         lists_hosts=[address[h] for h in sorted(estate.services.lists.hosts)],
