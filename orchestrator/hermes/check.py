@@ -94,11 +94,12 @@ class Context:
 
 
 def probe_users(loaded: LoadedEstate, passwords: Mapping[str, str]) -> Users:
-    """The probe user of each pair, in pair order; a pair with no such user has none."""
+    """The probe user of each pair, in pair order; a pair with no such user has none. Never a
+    shared account: the probes use POP, which the proxies refuse them."""
     chosen: dict[str, str] = {}
     for user in sorted(loaded.placement):
         pair = loaded.placement[user]
-        if pair not in chosen and passwords.get(user):
+        if pair not in chosen and passwords.get(user) and user not in loaded.shared_accounts:
             chosen[pair] = user
     order = [p.name for p in loaded.estate.services.store_pairs]
     return Users({p: chosen[p] for p in order if p in chosen}, dict(passwords))

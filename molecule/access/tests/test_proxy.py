@@ -79,6 +79,29 @@ def test_pop_logins_reach_the_live_store_too() -> None:
             client.quit()
 
 
+def test_a_shared_account_reads_by_imap_never_by_pop() -> None:
+    """POP would let one person's client take the mail off the server for everyone (seed 001:
+    IMAP suits shared accounts, POP does not): refused whatever the password, while the same
+    account logs in by IMAP and a personal account by POP through the same proxy."""
+    imap_only: list[str] = VARS["hermes_proxy"]["imap_only"]
+    [shared] = imap_only
+    personal = next(user for user in sorted(PLACEMENT) if user not in imap_only and user in PASSWORDS)
+    with imap(HUB, shared, PASSWORDS[shared]):
+        pass
+    for user, refused in ((shared, True), (personal, False)):
+        client = poplib.POP3_SSL(address(HUB), PORTS["pop3s"], context=tls(), timeout=30)
+        try:
+            client.user(user)
+            if refused:
+                with pytest.raises(poplib.error_proto, match="Login disabled"):
+                    client.pass_(PASSWORDS[user])
+            else:
+                assert client.pass_(PASSWORDS[user]).startswith(b"+OK")
+        finally:
+            with suppress(OSError, poplib.error_proto):
+                client.quit()
+
+
 def test_plaintext_login_is_refused_before_starttls() -> None:
     user = "bob"
     connection = imaplib.IMAP4(address(HUB), PORTS["imap"], timeout=30)

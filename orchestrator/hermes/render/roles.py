@@ -299,6 +299,11 @@ class ProxyFacts(Facts):
         "policies.ports.{imap,imaps,pop3,pop3s}",
         "protocol -> the stores' port the proxy logs in on: the implicit-TLS one if enabled, else the STARTTLS one",
     )
+    imap_only: list[str] = fact(
+        "accounts (shared)",
+        "shared accounts, sorted: their POP logins are refused (seed 001: IMAP suits shared accounts, POP does not; "
+        "one person's POP client would take the mail off the server for everyone)",
+    )
 
 
 class Endpoint(Facts):
@@ -573,6 +578,7 @@ def proxy_facts(loaded: LoadedEstate) -> ProxyFacts:
             for pair in estate.services.store_pairs
         },
         backend_ports=backend_ports,
+        imap_only=sorted(loaded.shared_accounts),
     )
 
 
