@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from hermes.loader import LoadedEstate, load_estate
 from hermes.model.policies import RECIPIENTS_PER_MESSAGE_SENT
 from hermes.paths import PROJECT_ROOT, estate_label, rendered_dir
 from hermes.render import render_inventory
+from hermes.render.roles import MIN_CLIENT_SESSIONS
 from hermes.render.yamlfile import _emitted, dump
 from hermes.rendered import changed_files, write_tree
 from tests.conftest import LAB
@@ -241,6 +243,26 @@ def test_a_long_form_is_its_domain_to_the_hubs_and_the_dns(write_estate) -> None
     assert {managed, "university-computing-service.cam.example"} <= set(dns["mail_domains"])
     assert "university-computing-service.cam.example" in dns["zones"]
     assert not {"eng.cam.example", "engineering.cam.example"} & (set(dns["mail_domains"]) | set(dns["zones"]))
+
+
+def test_a_pair_member_serves_sessions_for_its_pairs_accounts() -> None:
+    """Both members of a pair get the same limit, from its accounts (rounded up); a backup
+    server, and a pair too small to need more, the floor."""
+    loaded = load_estate(ESTATES[0])
+    assert loaded.estate.name == "hermes-2007"
+    files = render_inventory(loaded, "x.yml")
+    ratio = loaded.estate.policies.sessions_per_account
+    for pair in loaded.estate.services.store_pairs:
+        accounts = sum(1 for p in loaded.placement.values() if p == pair.name)
+        for member in pair.members:
+            sessions = yaml.safe_load(files[f"host_vars/{member}.yml"])["hermes_cyrus"]["client_sessions"]
+            assert sessions == math.ceil(accounts * ratio) > MIN_CLIENT_SESSIONS, member
+    for backup in loaded.estate.services.backup.hosts:
+        assert yaml.safe_load(files[f"host_vars/{backup}.yml"])["hermes_cyrus"]["client_sessions"] == MIN_CLIENT_SESSIONS
+    lab = load_estate(PROJECT_ROOT / "inventory" / "estates" / "lab.yml")
+    member = lab.estate.services.store_pairs[0].master
+    sessions = yaml.safe_load(render_inventory(lab, "x.yml")[f"host_vars/{member}.yml"])["hermes_cyrus"]["client_sessions"]
+    assert sessions == MIN_CLIENT_SESSIONS
 
 
 def test_proxy_sends_each_pair_to_its_live_member(write_estate) -> None:  # type: ignore[no-untyped-def]

@@ -117,6 +117,29 @@ def test_services_follow_each_hosts_role() -> None:
         assert host(name).run(f"systemctl is-active {timer}").stdout.strip() == "inactive", name
 
 
+def test_a_member_serves_its_pairs_sessions_at_once_and_the_next_waits() -> None:
+    """Each client listener serves the sessions the renderer sized for the pair (Cyrus
+    maxchild), the spare as many as the live member, so a switchover changes no limit; one more
+    connection is not refused but waits, unanswered, until a session ends."""
+    limit = int(CYRUS["client_sessions"])
+    assert facts(REPLICA)["hermes_cyrus"]["client_sessions"] == limit
+    sessions: list[socket.socket] = []
+    try:
+        for _ in range(limit):
+            sessions.append(socket.create_connection((address(REPLICA), 143), timeout=10))
+            assert sessions[-1].recv(200).startswith(b"* OK"), len(sessions)
+        waiting = socket.create_connection((address(REPLICA), 143), timeout=3)
+        sessions.append(waiting)
+        with pytest.raises(TimeoutError):
+            waiting.recv(200)
+        sessions.pop(0).close()
+        waiting.settimeout(15)
+        assert waiting.recv(200).startswith(b"* OK")
+    finally:
+        for session in sessions:
+            session.close()
+
+
 def test_configuration_is_checked_and_private() -> None:
     for name in (MASTER, REPLICA, BACKUP):
         conf = host(name).file("/etc/imapd.conf")

@@ -8,6 +8,7 @@ that uses it; ``docs/role-facts.md`` is generated from these models and the play
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,9 @@ from hermes.topology import StoreRole, channels, pair_of, partitions, store_role
 MESSAGE_OVERHEAD_BYTES = 65536
 # glibc's resolver reads only the first three name servers of /etc/resolv.conf.
 MAX_RESOLVERS = 3
+# The fewest simultaneous sessions a store's client listener serves: Cyrus's usual maxchild,
+# enough for a small pair and for the administrators of a backup server.
+MIN_CLIENT_SESSIONS = 100
 
 
 def fact(source: str, description: str) -> Any:
@@ -268,6 +272,12 @@ class CyrusFacts(Facts):
         "empty on a backup server",
     )
     listeners: list[Listener] = fact("policies.ports.{imap,imaps,pop3,pop3s}", "the enabled IMAP and POP listeners")
+    client_sessions: int = fact(
+        "policies.sessions_per_account, placement",
+        "simultaneous sessions each IMAP and POP listener serves (Cyrus maxchild): the pair's accounts times the "
+        f"policy, rounded up, at least {MIN_CLIENT_SESSIONS}; the same on both members, so a switchover changes none; "
+        f"{MIN_CLIENT_SESSIONS} on a backup server",
+    )
     mailboxes: list[str] = fact("placement, accounts file", "the live member's users (their mailboxes); empty otherwise")
     quota_default_bytes: int = fact("policies.quota.default", "quota of a mailbox without an override")
     quota_overrides: dict[str, int] = fact("accounts file (quota column)", "this pair's users with their own quota")
@@ -648,6 +658,7 @@ def cyrus_facts(
         lmtp_clients=sorted(address[h] for h in estate.services.mx.hosts),
         replication_user=replication_user(pair.name) if pair is not None else "",
         listeners=_listeners(estate),
+        client_sessions=max(MIN_CLIENT_SESSIONS, math.ceil(len(pair_users) * policies.sessions_per_account)),
         mailboxes=list(pair_users) if role is StoreRole.LIVE else [],
         quota_default_bytes=int(policies.quota.default),
         quota_overrides={u: q for u in pair_users if (q := loaded.accounts.get(u)) is not None},
