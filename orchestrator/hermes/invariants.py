@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import string
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import netaddr
 
@@ -21,7 +21,7 @@ from hermes.credentials import replication_user
 from hermes.errors import Problem
 from hermes.listening import service_ports
 from hermes.model import Estate, Role, letters_of
-from hermes.model.domains import RoleAddresses, qualified
+from hermes.model.domains import DepartmentDomain, ForwardingDomain, RoleAddresses, qualified
 from hermes.model.services import LIST_SUFFIXES
 
 Check = Callable[[Estate, Accounts], list[Problem]]
@@ -393,9 +393,7 @@ def routed_domains(estate: Estate) -> list[Problem]:
         },
     }
     outside = itertools.chain(
-        ((f"domains.routed[{i}].name", d.name) for i, d in enumerate(domains.routed)),
-        ((f"domains.routed[{i}].long_forms[{j}]", n) for i, d in enumerate(domains.routed) for j, n in enumerate(d.long_forms)),
-        ((f"domains.forwarding[{i}].name", d.name) for i, d in enumerate(domains.forwarding)),
+        _names("routed", domains.routed), _long_forms("routed", domains.routed), _names("forwarding", domains.forwarding)
     )
     problems = []
     for path, name in outside:
@@ -416,6 +414,19 @@ def routed_domains(estate: Estate) -> list[Problem]:
     return problems
 
 
+def _names(kind: str, listed: Iterable[DepartmentDomain | ForwardingDomain]) -> Iterator[tuple[str, str]]:
+    """(path, name) of each of the managed, routed or forwarding domains."""
+    for i, domain in enumerate(listed):
+        yield f"domains.{kind}[{i}].name", domain.name
+
+
+def _long_forms(kind: str, listed: Iterable[DepartmentDomain]) -> Iterator[tuple[str, str]]:
+    """(path, long form) of each long form of the managed or routed domains."""
+    for i, domain in enumerate(listed):
+        for j, name in enumerate(domain.long_forms):
+            yield f"domains.{kind}[{i}].long_forms[{j}]", name
+
+
 def _managed_aliases(estate: Estate) -> dict[str, dict[str, list[str]]]:
     """Every name of each managed domain, its long forms too -> lower-cased local part -> targets."""
     return {
@@ -431,13 +442,10 @@ def long_forms(estate: Estate, accounts: Accounts) -> list[Problem]:
         domains.hosts: "domains.hosts",
         domains.mail: "domains.mail",
         estate.services.lists.domain: "services.lists.domain",
-        **{d.name: f"domains.managed[{i}].name" for i, d in enumerate(domains.managed)},
-        **{d.name: f"domains.routed[{i}].name" for i, d in enumerate(domains.routed)},
+        **{name: path for path, name in itertools.chain(_names("managed", domains.managed), _names("routed", domains.routed))},
     }
     others = itertools.chain(
-        ((f"domains.managed[{i}].long_forms[{j}]", n) for i, d in enumerate(domains.managed) for j, n in enumerate(d.long_forms)),
-        ((f"domains.routed[{i}].long_forms[{j}]", n) for i, d in enumerate(domains.routed) for j, n in enumerate(d.long_forms)),
-        ((f"domains.forwarding[{i}].name", d.name) for i, d in enumerate(domains.forwarding)),
+        _long_forms("managed", domains.managed), _long_forms("routed", domains.routed), _names("forwarding", domains.forwarding)
     )
     problems = []
     for path, name in others:

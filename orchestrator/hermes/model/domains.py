@@ -34,11 +34,26 @@ def _once(names: list[str], what: str) -> list[str]:
     return names
 
 
-class ManagedDomain(StrictModel):
-    """A department's domain run by the hub, e.g. ucs: Tony.Finch@ucs -> fanf2@hermes."""
+class DepartmentDomain(StrictModel):
+    """A department's or college's domain, with the other names it goes by."""
 
     name: DomainName
     long_forms: list[DomainName] = Field(default_factory=list, description=LONG_FORMS_DESCRIPTION)
+
+    @field_validator("long_forms")
+    @classmethod
+    def _long_forms_once(cls, long_forms: list[str]) -> list[str]:
+        return _once(long_forms, "long forms")
+
+    @property
+    def names(self) -> list[str]:
+        """The domain's name and its long forms: the hubs treat each alike."""
+        return [self.name, *self.long_forms]
+
+
+class ManagedDomain(DepartmentDomain):
+    """A department's domain run by the hub, e.g. ucs: Tony.Finch@ucs -> fanf2@hermes."""
+
     aliases: dict[LocalPart, list[Target]] = Field(
         default_factory=dict, description="local part -> usernames or full addresses it delivers to"
     )
@@ -55,48 +70,25 @@ class ManagedDomain(StrictModel):
             raise ValueError(f"aliases without targets: {', '.join(empty)}")
         return aliases
 
-    @field_validator("long_forms")
-    @classmethod
-    def _long_forms_once(cls, long_forms: list[str]) -> list[str]:
-        return _once(long_forms, "long forms")
 
-    @property
-    def names(self) -> list[str]:
-        """The domain's name and its long forms: the hubs answer each alike."""
-        return [self.name, *self.long_forms]
-
-
-class RoutedDomain(StrictModel):
+class RoutedDomain(DepartmentDomain):
     """A department's or college's domain with its own mail server (eng, cup, ...): the hubs are
     its MX, primary or backup as its zone says (seed 001: "MX service for incoming email
     (primary & backup)"). They take its mail for any recipient its server takes, scan it, and
     relay it there, keeping it queued while the server is down."""
 
-    name: DomainName
     servers: list[DomainName] = Field(
         min_length=1,
         max_length=8,
         description="the domain's own mail servers (host names), in the order the hubs try them; the hubs ask "
-        "the first that answers whether a recipient exists before they accept mail for it",
-    )
-    long_forms: list[DomainName] = Field(
-        default_factory=list, description=LONG_FORMS_DESCRIPTION + ", relayed to the same servers, which take them too"
+        "the first that answers whether a recipient exists before they accept mail for it; they take the "
+        "domain's long forms too",
     )
 
     @field_validator("servers")
     @classmethod
     def _servers_once(cls, servers: list[str]) -> list[str]:
         return _once(servers, "servers")
-
-    @field_validator("long_forms")
-    @classmethod
-    def _long_forms_once(cls, long_forms: list[str]) -> list[str]:
-        return _once(long_forms, "long forms")
-
-    @property
-    def names(self) -> list[str]:
-        """The domain's name and its long forms: the hubs relay each alike."""
-        return [self.name, *self.long_forms]
 
 
 class ForwardingDomain(StrictModel):
