@@ -28,9 +28,12 @@ from hermes.loader import LoadedEstate
 from hermes.store.runner import CommandRunner, on_each
 from hermes.topology import users_by_pair
 
-# A release's forced runs on each MX while what the hold kept is still there, this far apart:
-# they outlast the MX's LMTP connect timeout (roles/mta: mta_lmtp_connect_timeout, 10 s).
-FLUSH_RUNS = 4
+# A release's forced runs on each MX while what the hold kept is still there, this far apart,
+# for up to a minute: a run skips a message another delivery process has locked, and one
+# process can hold several in turn, each waiting out the MX's LMTP connect timeout (roles/mta:
+# mta_lmtp_connect_timeout, 10 s). Four runs in 15 s left 5 of 15 messages queued in a lab
+# reattach on a busy machine (2026-12-03); they went at the next retry.
+FLUSH_RUNS = 13
 FLUSH_PAUSE_SECONDS = 5.0
 
 # The files the roles create (roles/mta/vars/main.yml _mta_store_holds_file,
