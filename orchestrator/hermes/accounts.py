@@ -58,5 +58,5 @@ def read_accounts(path: Path) -> tuple[Accounts, frozenset[str], list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        return {}, frozenset(), [Problem("accounts", f"cannot read {path}: {getattr(error, 'strerror', None) or error}")]
+        return {}, frozenset(), [Problem.unreadable("accounts", path, error)]
     return parse_accounts(text, path.name)

@@ -48,6 +48,11 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
+    @classmethod
+    def unreadable(cls, path: str, file: object, error: OSError | UnicodeDecodeError) -> Problem:
+        """``file`` (named at ``path``) could not be read: the system's reason, not a traceback."""
+        return cls(path, f"cannot read {file}: {getattr(error, 'strerror', None) or error}")
+
 
 class EstateError(HermesError):
     """The estate file (or a file it names) is unreadable or invalid."""

@@ -46,5 +46,5 @@ def read_forwards(file: Path, path: str) -> tuple[Forwards, list[Problem]]:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        return {}, [Problem(path, f"cannot read {file}: {getattr(error, 'strerror', None) or error}")]
+        return {}, [Problem.unreadable(path, file, error)]
     return parse_forwards(text, file.name, path)

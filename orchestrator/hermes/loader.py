@@ -113,7 +113,7 @@ def load_estate(path: Path) -> LoadedEstate:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise EstateError(label, [Problem("", f"cannot read {path}: {getattr(error, 'strerror', None) or error}")]) from None
+        raise EstateError(label, [Problem.unreadable("", path, error)]) from None
     estate = parse_estate(text, label)
     accounts, shared_accounts, problems = read_accounts(path.parent / estate.accounts)
     forwards: dict[str, Forwards] = {}

@@ -21,12 +21,6 @@ def qualified(target: str, mail_domain: str) -> str:
     return target if "@" in target else f"{target}@{mail_domain}"
 
 
-LONG_FORMS_DESCRIPTION = (
-    "the domain's other names, e.g. queens.cam.ac.uk for quns.cam.ac.uk (seed 001's long-form domains): "
-    "mail to any of them is mail to the domain"
-)
-
-
 def _once(names: list[str], what: str) -> list[str]:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -38,7 +32,11 @@ class DepartmentDomain(StrictModel):
     """A department's or college's domain, with the other names it goes by."""
 
     name: DomainName
-    long_forms: list[DomainName] = Field(default_factory=list, description=LONG_FORMS_DESCRIPTION)
+    long_forms: list[DomainName] = Field(
+        default_factory=list,
+        description="the domain's other names, e.g. queens.cam.ac.uk for quns.cam.ac.uk (seed 001's long-form domains): "
+        "mail to any of them is mail to the domain",
+    )
 
     @field_validator("long_forms")
     @classmethod
