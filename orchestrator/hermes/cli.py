@@ -22,6 +22,7 @@ from rich.text import Text
 from hermes.console import EstateOption, err, out, reporting
 from hermes.errors import ExitCode, HermesError, PrecheckError, Problem, StaleRenderError, UsageError
 from hermes.loader import LoadedEstate, load_estate
+from hermes.mailbox.cli import mailbox_app
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
 from hermes.progress import Counts, Tally
 from hermes.render import render_inventory
@@ -148,6 +149,7 @@ def schema(
 lab_app = typer.Typer(help="The local lab: the estate's hosts as systemd containers.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 app.add_typer(store_app, name="store")
+app.add_typer(mailbox_app, name="mailbox")
 
 
 def _progress(message: str) -> None:
@@ -555,6 +557,77 @@ def check_command(
             out.print(f"{len(results) - len(failed)} of {len(results)} probes passed", markup=False)
         if any(not r.ok for r in results):
             raise typer.Exit(ExitCode.PROBE_FAILED)
+
+
+@mailbox_app.command("merge")
+def merge_command(
+    user: Annotated[str, typer.Argument(help="The account, by its user name.", show_default=False)],
+    copies: Annotated[
+        list[str],
+        typer.Option(
+            "--copy",
+            help="A folder (tree) of the account holding a recovered copy, as the user names it (e.g. 'INBOX.Restored');"
+            " repeatable, merged in this order.",
+            show_default=False,
+        ),
+    ],
+    into: Annotated[str, typer.Option("--into", help="The live folder (tree) the copies stand for.")] = "INBOX",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be copied; change nothing.")] = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+    lab: LabOption = False,
+    vault: VaultOption = None,
+    vault_password_file: VaultPasswordFileOption = None,
+    certificates: CertificatesOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the plan and its outcome as JSON.")] = False,
+) -> None:
+    """Merge recovered copies of a user's folders into the live folders without duplicates: a
+    message is copied in (keeping its flags and internal date) unless the folder already holds
+    one with its content GUID or Message-ID; each folder is backed up before it receives any."""
+    import ssl
+    from datetime import UTC, datetime
+
+    from hermes.credentials import admin_scope
+    from hermes.mailbox.account import AccountAccess, merge
+    from hermes.mailbox.cli import merge_document, merge_summary, merge_table
+    from hermes.precheck import read_target_vault
+    from hermes.store.recover import ADMIN_PASSWORDS_SECRET, ADMIN_USER
+
+    with reporting():
+        site = _site_paths(lab, vault, vault_password_file, certificates, None)
+        loaded = load_estate(estate)
+        pair_name = loaded.placement.get(user)
+        if pair_name is None:
+            raise UsageError(f"{user}: no such account in the estate's accounts file")
+        ca = (LAB_STATE / "pki" if site is None else site[1]) / "ca.crt"
+        if not ca.is_file():
+            raise UsageError(f"no CA certificate at {ca}: run hermesctl lab up first")
+        pair = next(p for p in loaded.estate.services.store_pairs if p.name == pair_name)
+        secrets = read_target_vault(_target(loaded, site, vault_password_file, None))
+        password = (secrets.get(ADMIN_PASSWORDS_SECRET) or {}).get(admin_scope(loaded.estate, pair.live))
+        if not password:
+            raise UsageError(f"the vault has no administrator password for {pair.name} ({ADMIN_PASSWORDS_SECRET})")
+        ports = loaded.estate.policies.ports
+        implicit = ports.imaps.enabled
+        access = AccountAccess(
+            host=pair.live,
+            address=str(loaded.addresses[pair.live]),
+            port=(ports.imaps if implicit else ports.imap).port,
+            implicit_tls=implicit,
+            tls=ssl.create_default_context(cafile=str(ca)),
+            admin=ADMIN_USER,
+            admin_password=password,
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        result = merge(access, user, target=into, copies=copies, stamp=stamp, dry_run=dry_run)
+        if json_output:
+            out.print(json.dumps(merge_document(result), indent=2), markup=False)
+        else:
+            out.print(merge_table(result))
+            out.print(merge_summary(result), markup=False)
+        for line in result.missing:
+            err.print(f"missing after the merge: {line}", style="bold red", markup=False)
+        if result.missing:
+            raise typer.Exit(ExitCode.OUT_OF_SYNC)
 
 
 # The counts to notice, in Ansible's colours, when not 0.
