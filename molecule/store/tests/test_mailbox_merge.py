@@ -25,7 +25,7 @@ import yaml
 from imapclient import IMAPClient
 from storelib import ADMIN_PASSWORDS, CA, ESTATE, MASTER, PASSWORDS, PROJECT, address
 
-USER = "carol"
+USER = "erin"  # an account no other test of the scenario uses
 LIVE = "INBOX"
 BACKUP_COPY = "INBOX.Sunstore 19 May"  # the older backup, restored into a folder
 SUSPECT = "INBOX.Sunstore été"  # the copy with a few extra messages
