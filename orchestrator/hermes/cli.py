@@ -527,12 +527,10 @@ def check_command(
         site = _site_paths(lab, vault, vault_password_file, certificates, None)
         loaded = load_estate(estate)
         secrets = read_target_vault(_target(loaded, site, vault_password_file, None))
-        ca = (LAB_STATE / "pki" if site is None else site[1]) / "ca.crt"
+        ca = _ca_certificate(site)
         runner: CommandRunner = (
             PodmanRunner() if site is None else SshRunner({n: str(a) for n, a in loaded.addresses.items()}, user=ssh_user)
         )
-        if not ca.is_file():
-            raise UsageError(f"no CA certificate at {ca}: run hermesctl lab up first")
         users = probe_users(loaded, secrets.get("vault_hermes_user_passwords") or {})
         if not users.by_pair:
             raise UsageError("no account with a password in the vault is placed on any store pair: nothing to log in as")
@@ -598,9 +596,7 @@ def merge_command(
         pair_name = loaded.placement.get(user)
         if pair_name is None:
             raise UsageError(f"{user}: no such account in the estate's accounts file")
-        ca = (LAB_STATE / "pki" if site is None else site[1]) / "ca.crt"
-        if not ca.is_file():
-            raise UsageError(f"no CA certificate at {ca}: run hermesctl lab up first")
+        ca = _ca_certificate(site)
         pair = next(p for p in loaded.estate.services.store_pairs if p.name == pair_name)
         secrets = read_target_vault(_target(loaded, site, vault_password_file, None))
         password = (secrets.get(ADMIN_PASSWORDS_SECRET) or {}).get(admin_scope(loaded.estate, pair.live))
@@ -716,6 +712,14 @@ def _site_paths(
         if not needed.exists():
             raise UsageError(f"--certificates: {certificates} has no {needed.name}")
     return vault, certificates
+
+
+def _ca_certificate(site: tuple[Path, Path] | None) -> Path:
+    """The CA that signed the hosts' certificates: the lab's, or a real estate's; UsageError if absent."""
+    ca = (LAB_STATE / "pki" if site is None else site[1]) / "ca.crt"
+    if not ca.is_file():
+        raise UsageError(f"no CA certificate at {ca}: run hermesctl lab up first")
+    return ca
 
 
 def _now() -> str:

@@ -175,6 +175,7 @@ def check_quota(plan: MergePlan, left: int | None) -> None:
 def _apply_folder(session: Account, folder: FolderMerge, separator: str, existing: set[str]) -> None:
     if folder.backup is not None:
         session.create(folder.backup, separator, existing)
+        # Read again, not taken from the plan: what arrived since planning is kept too.
         kept = [m.uid for m in session.messages(folder.target)]
         if kept:
             session.copy(folder.target, kept, folder.backup)
