@@ -25,6 +25,7 @@ from hermes.loader import LoadedEstate, load_estate
 from hermes.mailbox.cli import mailbox_app
 from hermes.paths import DEFAULT_ESTATE, LAB_STATE, PROJECT_ROOT, estate_home, estate_label, rendered_dir, runs_dir
 from hermes.progress import Counts, Tally
+from hermes.relocations import refuse_relocating_render
 from hermes.render import render_inventory
 from hermes.rendered import diff, write_tree
 from hermes.store.cli import store_app
@@ -53,10 +54,14 @@ OutputOption = Annotated[
 ]
 
 
-def _render(estate: Path, output: Path | None) -> tuple[LoadedEstate, Path, dict[str, str]]:
+def _render(estate: Path, output: Path | None, moved: Sequence[str] = ()) -> tuple[LoadedEstate, Path, dict[str, str]]:
+    """The estate loaded and rendered, with where its render goes; refused if the render
+    would place a user on another pair than the one holding their mail (unless ``moved``)."""
     loaded = load_estate(estate)
     target = output if output is not None else rendered_dir(loaded.estate.name, estate_home(estate.resolve()))
-    return loaded, target, render_inventory(loaded, estate_label(estate))
+    files = render_inventory(loaded, estate_label(estate))
+    refuse_relocating_render(target, files, loaded.placement, moved)
+    return loaded, target, files
 
 
 @app.command()
@@ -78,10 +83,18 @@ def render(
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; fail with a diff if the rendered files are stale.")
     ] = False,
+    accept_move: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--accept-move",
+            metavar="USER",
+            help="USER's mail has been moved to the pair the estate now places them on (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Render the estate into its Ansible inventory."""
     with reporting():
-        _, target, files = _render(estate, output)
+        _, target, files = _render(estate, output, accept_move or ())
         if check:
             stale = diff(target, files)
             if stale:

@@ -45,6 +45,9 @@ from hermes.render.roles import (
 from hermes.render.yamlfile import dump, header
 from hermes.topology import pair_of, users_by_pair
 
+# Where each user's mail is, as deployed: hermes.relocations reads it back.
+PLACEMENT_FILE = "group_vars/all/placement.yml"
+
 # Service role -> inventory group. Store pairs also get a group each (pair_<name>).
 GROUPS = {
     Role.MX: "mx",
@@ -199,7 +202,7 @@ def render_inventory(loaded: LoadedEstate, estate_file: str) -> dict[str, str]:
             "The base every host gets (roles/common), as playbooks/common.yml maps it.",
             {"hermes_common": common_facts(loaded).rendered()},
         ),
-        "group_vars/all/placement.yml": yaml_file(
+        PLACEMENT_FILE: yaml_file(
             "Where each user's mail lives: user -> store pair.", {"hermes_placement": dict(loaded.placement)}
         ),
         "group_vars/all/secrets.yml": yaml_file(
