@@ -5,11 +5,12 @@ finds a problem, nothing runs (:class:`hermes.errors.PrecheckError`, exit 4).
 
 * The vault opens with the password given and defines every ``vault_hermes_<name>`` that the
   rendered ``group_vars/all/secrets.yml`` refers to (:data:`hermes.render.inventory.SECRETS`),
-  each a non-empty string; the Cyrus passwords are mappings with an entry for each pair and
-  backup server (:func:`hermes.credentials.vault_keys`); ``vault_hermes_user_passwords`` is a
-  mapping of username to initial password. An account it gives no password (none, or an empty one) is a warning, not a
-  problem: such an account cannot log in until one is set (``docs/directory.md``). A password
-  that is not a string is a problem.
+  each a non-empty string (the keys in :data:`SHORTEST` at least that long); the Cyrus
+  passwords are mappings with an entry for each pair and backup server
+  (:func:`hermes.credentials.vault_keys`); ``vault_hermes_user_passwords`` is a mapping of
+  username to initial password. An account it gives no password (none, or an empty one) is a
+  warning, not a problem: such an account cannot log in until one is set
+  (``docs/directory.md``). A password that is not a string is a problem.
 * Every host's certificate and key are there; the certificate is signed by the CA, valid now,
   holds the key's public key and names everything the host answers to, by the rule the lab's
   certificates are issued by (:func:`hermes.lab.pki.host_names`). A certificate (or the CA)
@@ -45,6 +46,9 @@ from hermes.render.inventory import SECRETS
 EXPIRY_WARNING = timedelta(days=30)
 # The accounts a finding about their passwords names, of however many there are.
 NAMED_ACCOUNTS = 5
+# Keys a role refuses when shorter (roles/mta, roles/directory preflight), told here first: the
+# role's refusal of a secret is no_log, so it cannot say which.
+SHORTEST = {"srs_secret": 16, "directory_replication_password": 16}
 
 _T = TypeVar("_T")
 
@@ -68,13 +72,15 @@ def _empty(value: Any) -> bool:
     return value is None or value == ""
 
 
-def _unusable(value: Any) -> str | None:
+def _unusable(value: Any, shortest: int = 1) -> str | None:
     """Why ``value`` cannot be a password, if it cannot (a YAML number or boolean would reach the
     roles changed: 0123 is 83)."""
     if _empty(value):
         return "empty"
     if not isinstance(value, str):
         return "not a string (quote it in the vault)"
+    if len(value) < shortest:
+        return f"shorter than {shortest} characters"
     return None
 
 
@@ -136,7 +142,7 @@ def secret_findings(
             findings += password_findings(variables[variable], accounts, vault)
         elif name in keyed:
             findings += keyed_findings(variable, variables[variable], keyed[name], vault)
-        elif reason := _unusable(variables[variable]):
+        elif reason := _unusable(variables[variable], SHORTEST.get(name, 1)):
             findings += Findings((Problem(variable, f"{reason} in {vault}"),))
     return findings
 

@@ -20,6 +20,7 @@ import email.utils
 import functools
 import json
 import os
+import re
 import shlex
 import smtplib
 import ssl
@@ -188,17 +189,22 @@ def _arrived(peer: str, sink: str, recipient: str, token: str, timeout: float = 
         time.sleep(0.5)
 
 
-def _arrived_outside(token: str, timeout: float = 30, copies: int = 1) -> str:
+def _outside_copies(token: str, timeout: float = 30, copies: int = 1) -> list[email.message.Message]:
     """The copies of the message containing token as the outside domain's MX (the lab's
-    Internet side) stored them, one per recipient with its Envelope-to: header, waiting for
-    ``copies`` of them; fails after timeout."""
+    Internet side) stored them, one per recipient with its Envelope-to: and Return-Path:
+    headers, waiting for ``copies`` of them; fails after timeout."""
     outside = testinfra.get_host("podman://internet-mx")
     deadline = time.monotonic() + timeout
     while len(found := outside.run(f"grep -rlF {shlex.quote(token)} /var/mail/internet").stdout.split()) < copies:
         if time.monotonic() > deadline:
             pytest.fail(f"{token} reached the outside MX {len(found)} times, not {copies}\n{_mainlog()}")
         time.sleep(0.5)
-    return "".join(str(outside.file(path).content_string) for path in found)
+    return [email.message_from_string(str(outside.file(path).content_string)) for path in sorted(found)]
+
+
+def _arrived_outside(token: str, timeout: float = 30, copies: int = 1) -> str:
+    """The text of the copies :func:`_outside_copies` waits for, one after the other."""
+    return "".join(copy.as_string() for copy in _outside_copies(token, timeout, copies))
 
 
 def _not_arrived(peer: str, sink: str, recipient: str, token: str) -> bool:
@@ -395,6 +401,41 @@ def test_a_forwarding_domains_addresses_go_where_their_people_chose(host: Any) -
     client.quit()
     _arrived(_store_of(home), "lmtp-2003", f"{home}@{_domain()}", token)
     assert f"Envelope-to: {table[away]}" in _arrived_outside(token)
+
+
+def test_mail_redirected_out_is_sent_from_an_srs_address_whose_bounces_come_back(host: Any) -> None:
+    """@cam to where its person chose outside the estate: sent from an SRS address of @cam (the
+    target's SPF check sees a sender the hubs may send for), while the same message's copy to
+    an address of the target's domain it was sent to directly (the same server) keeps its
+    sender. A bounce (null sender) to that SRS address goes back to the original sender; a
+    forged one (another sender under the same hash), or mail to it that is not a bounce, is
+    refused at RCPT: no relay for backscatter."""
+    [(domain, table)] = _policy("forwarding_domains").items()
+    [away] = table
+    token = _token()
+    local = f"sender+{token[:8]}"
+    sender, direct = f"{local}@{_outside()}", f"direct-{token[:8]}@{table[away].split('@')[1]}"
+    client = _connect()
+    _send(client, sender, [f"{away}@{domain}", direct], _message(token, sender, [f"{away}@{domain}", direct]))
+    client.quit()
+    by_target = {copy["Envelope-to"]: copy["Return-Path"] for copy in _outside_copies(token, copies=2)}
+    assert by_target[direct] == f"<{sender}>", by_target
+    srs = by_target[table[away]].strip("<>")
+    assert re.fullmatch(rf"SRS0=[0-9a-f]{{4}}=[a-z2-7]{{2}}={re.escape(_outside())}={re.escape(local)}@{re.escape(domain)}", srs)
+
+    bounce = _token()
+    forged = srs.replace(f"={local}@", "=someone-else@")
+    client = _connect()
+    assert client.mail("")[0] == 250
+    assert _rcpt(client, forged)[0] == 550
+    assert _rcpt(client, srs)[0] == 250
+    assert client.data(_message(bounce, f"MAILER-DAEMON@{_outside()}", [srs]))[0] == 250
+    assert client.mail(f"someone@{_outside()}")[0] == 250
+    assert _rcpt(client, srs)[0] == 550
+    client.quit()
+    [returned] = _outside_copies(bounce)
+    assert returned["Envelope-to"] == sender
+    assert returned["Return-Path"] == "<>"
 
 
 def _routed() -> tuple[list[str], str]:

@@ -67,6 +67,7 @@ SECRETS = (
     "directory_replication_password",  # the replicas read the provider's tree with it
     "mailman_admin_password",
     "webmail_des_key",
+    "srs_secret",  # the hubs' key of the SRS return paths of mail they redirect out (roles/mta)
     "user_passwords",  # username -> initial password; the directory keeps only a salted hash
 )
 
